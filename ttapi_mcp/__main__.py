@@ -1,0 +1,3 @@
+from ttapi_mcp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Small inline previews of saved images.
+
+Full images are never inlined by default: clients cap tool results (about 1 MB or
+25k tokens), so a preview is shrunk to a long edge of at most ``thumbnail_size``
+pixels and re-encoded as WebP (JPEG if WebP is unavailable), lowering quality and
+then size until its base64 form fits ``max_b64_bytes``. Pillow work is CPU-bound,
+so callers run it in a worker thread through :func:`make_preview`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+MAX_PREVIEW_B64_BYTES = 100_000
+"""Upper bound for one preview's base64 text."""
+
+_QUALITIES = (80, 65, 50, 35)
+_MIN_EDGE = 32
+
+
+@dataclass(frozen=True)
+class Preview:
+    """An encoded preview ready to become an MCP image content block."""
+
+    data_b64: str
+    mime: str
+    width: int
+    height: int
+
+
+def _encode(image: object, fmt: str, quality: int) -> bytes:
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    buf = io.BytesIO()
+    if fmt == "WEBP":
+        image.save(buf, format="WEBP", quality=quality, method=4)
+    else:
+        image.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
+    return buf.getvalue()
+
+
+def _webp_available() -> bool:
+    from PIL import features
+
+    return bool(features.check("webp"))
+
+
+def thumbnail_sync(
+    source: Path | bytes, max_edge: int, max_b64_bytes: int = MAX_PREVIEW_B64_BYTES
+) -> Preview:
+    """Shrink and re-encode an image until its base64 text fits ``max_b64_bytes``.
+
+    Raises ``ValueError`` when the bytes are not a decodable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        opened = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        opened.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot decode image for preview: {exc}") from exc
+    with opened:
+        fmt = "WEBP" if _webp_available() else "JPEG"
+        mime = "image/webp" if fmt == "WEBP" else "image/jpeg"
+        base = opened.convert("RGBA") if fmt == "WEBP" else opened.convert("RGB")
+    edge = max(_MIN_EDGE, max_edge)
+    last: bytes = b""
+    while True:
+        image = base.copy()
+        image.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        for quality in _QUALITIES:
+            last = _encode(image, fmt, quality)
+            if _b64_len(len(last)) <= max_b64_bytes:
+                return Preview(base64.b64encode(last).decode("ascii"), mime, *image.size)
+        if edge <= _MIN_EDGE:
+            raise ValueError("image cannot be reduced below the preview size bound")
+        edge = max(_MIN_EDGE, int(edge * 0.7))
+
+
+def full_sync(path: Path) -> str:
+    """Base64 of the whole file, for ``preview="full"``."""
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _b64_len(raw_len: int) -> int:
+    return 4 * ((raw_len + 2) // 3)
+
+
+async def make_preview(
+    source: Path | bytes, max_edge: int, max_b64_bytes: int = MAX_PREVIEW_B64_BYTES
+) -> Preview:
+    """Thumbnail in a worker thread so the event loop keeps serving other requests."""
+    return await anyio.to_thread.run_sync(thumbnail_sync, source, max_edge, max_b64_bytes)
+
+
+async def read_full(path: Path) -> str:
+    """Whole-file base64 in a worker thread."""
+    return await anyio.to_thread.run_sync(full_sync, path)

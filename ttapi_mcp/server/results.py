@@ -1,0 +1,145 @@
+"""What every tool returns: one structured model plus MCP content blocks.
+
+The structured model becomes the tool's ``outputSchema`` and ``structuredContent``;
+the content blocks serve clients that only read ``content``: a one-paragraph
+summary, a ``resource_link`` per saved image and, per the ``preview`` setting, a
+small thumbnail (never the full image unless asked, because clients cap result size).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel, Field
+
+from ttapi_mcp.previews import make_preview, read_full
+
+log = logging.getLogger(__name__)
+
+PreviewMode = Literal["thumbnail", "full", "none"]
+Status = Literal["completed", "partial", "pending", "failed"]
+
+
+class SavedImage(BaseModel):
+    """One image saved on this machine."""
+
+    index: int = Field(description="Position of the image in the upstream answer (0-based).")
+    id: str = Field(description="Image id in this server's store.")
+    path: str = Field(description="Absolute path of the saved file.")
+    uri: str = Field(description="MCP resource URI, usable as an edit_image input.")
+    mime: str = Field(description="MIME type sniffed from the bytes.")
+    width: int | None = None
+    height: int | None = None
+    bytes: int = Field(description="File size in bytes.")
+    source_url: str | None = Field(
+        default=None, description="Upstream URL the image was downloaded from, if any."
+    )
+    url_expires_at: str | None = Field(
+        default=None, description="When source_url stops working (ISO 8601, UTC), if known."
+    )
+    revised_prompt: str | None = Field(
+        default=None, description="The prompt as rewritten upstream, if it was."
+    )
+
+
+class MissingImage(BaseModel):
+    """An image that was paid for but could not be decoded or downloaded."""
+
+    index: int
+    error: str
+
+
+class NextCall(BaseModel):
+    """The exact tool call to make next (for pending jobs)."""
+
+    tool: str
+    arguments: dict[str, Any]
+
+
+class ImageToolResult(BaseModel):
+    """Structured result shared by generate_image, edit_image, gpt4o_image and fetch_job."""
+
+    status: Status = Field(
+        description=(
+            "completed: all images saved; partial: some images missing (see missing); "
+            "pending: job still running, call next_call; failed: the job failed (see message)."
+        )
+    )
+    model: str
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="The effective parameters sent upstream."
+    )
+    images: list[SavedImage] = Field(default_factory=list)
+    missing: list[MissingImage] = Field(default_factory=list)
+    usage: dict[str, Any] | None = Field(default=None, description="Token usage (GPT models).")
+    quota: float | None = Field(default=None, description="Quota charged (GPT-4o image jobs).")
+    job_id: str | None = None
+    job_status: str | None = Field(default=None, description="Upstream job status, if a job.")
+    message: str | None = None
+    next_call: NextCall | None = None
+
+
+def summary_text(result: ImageToolResult) -> str:
+    """A short human-readable summary of the result."""
+    parts: list[str] = []
+    if result.status == "pending":
+        parts.append(f"Job {result.job_id} is still running (status {result.job_status}).")
+        if result.next_call is not None:
+            args = ", ".join(f"{k}={v!r}" for k, v in result.next_call.arguments.items())
+            parts.append(f"Call {result.next_call.tool}({args}) to get the image.")
+        return " ".join(parts)
+    if result.status == "failed":
+        return f"Job {result.job_id} failed: {result.message or 'no reason given'}."
+    count = len(result.images)
+    parts.append(f"Saved {count} image{'s' if count != 1 else ''} from {result.model}.")
+    for image in result.images:
+        size = f"{image.width}x{image.height}" if image.width and image.height else "unknown size"
+        parts.append(f"[{image.index}] {image.path} ({size}, {image.mime}, {image.uri})")
+    for miss in result.missing:
+        parts.append(f"Image {miss.index} is missing: {miss.error}")
+    if result.job_id:
+        parts.append(f"Job id: {result.job_id}.")
+    return "\n".join(parts)
+
+
+async def _preview_block(
+    image: SavedImage, mode: PreviewMode, thumbnail_size: int
+) -> ContentBlock | None:
+    path = Path(image.path)
+    try:
+        if mode == "full":
+            return ImageContent(type="image", data=await read_full(path), mime_type=image.mime)
+        preview = await make_preview(path, thumbnail_size)
+    except (OSError, ValueError) as exc:
+        log.warning("no preview for image %s: %s", image.id, exc)
+        return None
+    return ImageContent(type="image", data=preview.data_b64, mime_type=preview.mime)
+
+
+async def to_call_result(
+    result: ImageToolResult, preview: PreviewMode, thumbnail_size: int
+) -> CallToolResult:
+    """Build the MCP result: summary, resource links, previews, structured content."""
+    content: list[ContentBlock] = [TextContent(type="text", text=summary_text(result))]
+    for image in result.images:
+        content.append(
+            ResourceLink(
+                type="resource_link",
+                name=Path(image.path).name,
+                uri=image.uri,
+                mime_type=image.mime,
+                size=image.bytes,
+                description=f"Image {image.index} ({image.width}x{image.height})",
+            )
+        )
+    if preview != "none":
+        for image in result.images:
+            block = await _preview_block(image, preview, thumbnail_size)
+            if block is not None:
+                content.append(block)
+    return CallToolResult(
+        content=content, structured_content=result.model_dump(mode="json")
+    )

@@ -1,0 +1,432 @@
+"""Per-model rules, in one table: the single source for validation and tool descriptions.
+
+An invalid request costs the user a round trip at best and money at worst, so
+every rule TTAPI documents is checked here before anything is sent, and all
+violations are reported together so an agent can fix its call in one go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ttapi_mcp.imagefacts import ACCEPTED_FORMATS_TEXT, ImageFacts
+
+MIB = 1024 * 1024
+Tool = Literal["generate", "edit"]
+
+# response_format: GPT models always answer base64; "b64_json" is tolerated, "url" refused.
+GPT_OPTIONS = frozenset({"background", "output_format", "output_compression", "response_format"})
+GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+GPT_QUALITIES = ("auto", "low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What one model accepts. Options not listed in `*_options` are refused for it."""
+
+    name: str
+    family: Literal["gpt", "dall-e"]
+    beyond_seeds: bool
+    generate_prompt_max: int
+    edit_prompt_max: int | None  # None: the model cannot edit
+    n_max: int
+    sizes: tuple[str, ...] | None  # None: any WxH within `free_size` rules
+    default_size: str
+    qualities: tuple[str, ...]
+    generate_options: frozenset[str]
+    edit_options: frozenset[str] = frozenset()
+    response_formats: tuple[str, ...] = ()
+    edit_max_images: int = 0
+    edit_formats: tuple[str, ...] = ()
+    edit_max_bytes: int | None = None  # None: the configured max_input_bytes
+    edit_square_png: bool = False
+    notes: str = ""
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = False,
+         notes: str = "") -> ModelSpec:
+    edit_options = GPT_OPTIONS | ({"input_fidelity"} if fidelity else frozenset())
+    return ModelSpec(
+        name=name,
+        family="gpt",
+        beyond_seeds=beyond,
+        generate_prompt_max=32000,
+        edit_prompt_max=32000,
+        n_max=10,
+        sizes=None if free_size else GPT_SIZES,
+        default_size="auto",
+        qualities=GPT_QUALITIES,
+        generate_options=GPT_OPTIONS | {"moderation"},
+        edit_options=edit_options,
+        response_formats=("b64_json",),
+        edit_max_images=16,
+        edit_formats=("png", "jpeg", "webp"),
+        notes=notes,
+        values={
+            "background": ("transparent", "opaque", "auto"),
+            "output_format": ("png", "jpeg", "webp"),
+            "moderation": ("low", "auto"),
+            "input_fidelity": ("high", "low"),
+        },
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    "gpt-image-1": _gpt(
+        "gpt-image-1", beyond=False,
+        notes="Best quality; slow at high quality (up to minutes). Always returns base64.",
+    ),
+    "gpt-image-1-mini": _gpt(
+        "gpt-image-1-mini", beyond=True, fidelity=False,
+        notes="Cheaper gpt-image-1; no input_fidelity. Beyond TTAPI's documented models.",
+    ),
+    "gpt-image-1.5": _gpt(
+        "gpt-image-1.5", beyond=True, notes="As gpt-image-1. Beyond TTAPI's documented models.",
+    ),
+    "gpt-image-2": _gpt(
+        "gpt-image-2", beyond=True, free_size=True,
+        notes="As gpt-image-1, but size is 'auto' or any WxH: both sides multiples of 16, "
+        "long/short <= 3, long side <= 3840, short side <= 2160. Beyond TTAPI's documented models.",
+    ),
+    "dall-e-2": ModelSpec(
+        name="dall-e-2",
+        family="dall-e",
+        beyond_seeds=False,
+        generate_prompt_max=1000,
+        edit_prompt_max=1000,
+        n_max=10,
+        sizes=("256x256", "512x512", "1024x1024"),
+        default_size="1024x1024",
+        qualities=("auto", "standard"),
+        generate_options=frozenset({"response_format"}),
+        edit_options=frozenset({"response_format"}),
+        response_formats=("url", "b64_json"),
+        edit_max_images=1,
+        edit_formats=("png",),
+        edit_max_bytes=4 * MIB,
+        edit_square_png=True,
+        notes="Cheap and fast; edits take exactly one square PNG under 4 MiB.",
+    ),
+    "dall-e-3": ModelSpec(
+        name="dall-e-3",
+        family="dall-e",
+        beyond_seeds=False,
+        generate_prompt_max=4000,
+        edit_prompt_max=None,
+        n_max=1,
+        sizes=("1024x1024", "1792x1024", "1024x1792"),
+        default_size="1024x1024",
+        qualities=("auto", "standard", "hd"),
+        generate_options=frozenset({"style", "response_format"}),
+        response_formats=("url", "b64_json"),
+        notes="Follows prompts closely and returns a revised_prompt; n must be 1; cannot edit.",
+        values={"style": ("vivid", "natural")},
+    ),
+}
+
+MASK_MAX_BYTES = 4 * MIB
+OPTIONAL_FIELDS = (
+    "style", "background", "moderation", "output_format", "output_compression",
+    "response_format", "input_fidelity",
+)
+_WXH = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which parameter, the value given, and what is allowed."""
+
+    param: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _allowed(values: Sequence[str]) -> str:
+    return ", ".join(values)
+
+
+def _free_size_problem(size: str) -> str | None:
+    match = _WXH.match(size)
+    if not match:
+        return "must be 'auto' or WIDTHxHEIGHT, e.g. '1536x1024'"
+    w, h = int(match.group(1)), int(match.group(2))
+    long, short = max(w, h), min(w, h)
+    if w % 16 or h % 16:
+        return "both sides must be multiples of 16"
+    if long > 3840 or short > 2160:
+        return "the long side may be at most 3840 and the short side at most 2160"
+    if long > 3 * short:
+        return "the long side may be at most 3 times the short side"
+    return None
+
+
+def _check_int(params: Mapping[str, Any], name: str, low: int, high: int,
+               out: list[Violation], model: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        out.append(Violation(name, value, f"{name} must be a whole number, got {_show(value)}."))
+        return None
+    if not low <= value <= high:
+        span = f"exactly {low}" if low == high else f"from {low} to {high}"
+        out.append(Violation(
+            name, value, f"{name}={value} is not allowed for {model}: use {span}."))
+        return None
+    return value
+
+
+def _check_choice(params: Mapping[str, Any], name: str, allowed: Sequence[str],
+                  out: list[Violation], model: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if value not in allowed:
+        out.append(Violation(
+            name, value,
+            f"{name} {_show(value)} is not allowed for {model}; allowed: {_allowed(allowed)}."))
+        return None
+    return str(value)
+
+
+def _common(params: Mapping[str, Any], tool: Tool, spec: ModelSpec,
+            out: list[Violation]) -> None:
+    prompt = params.get("prompt")
+    limit = spec.generate_prompt_max if tool == "generate" else (spec.edit_prompt_max or 0)
+    if not isinstance(prompt, str) or not prompt:
+        out.append(Violation("prompt", prompt, "prompt is required: describe the image."))
+    elif len(prompt) > limit:
+        out.append(Violation(
+            "prompt", f"<{len(prompt)} characters>",
+            f"prompt has {len(prompt)} characters; {spec.name} accepts at most {limit}."))
+
+    _check_int(params, "n", 1, spec.n_max, out, spec.name)
+
+    size = params.get("size")
+    if size is not None:
+        if spec.sizes is not None:
+            _check_choice(params, "size", spec.sizes, out, spec.name)
+        elif size != "auto":
+            problem = _free_size_problem(size) if isinstance(size, str) else "must be a string"
+            if problem:
+                out.append(Violation(
+                    "size", size, f"size {_show(size)} is not allowed for {spec.name}: {problem}."))
+
+    _check_choice(params, "quality", spec.qualities, out, spec.name)
+
+    options = spec.generate_options if tool == "generate" else spec.edit_options
+    for name in OPTIONAL_FIELDS:
+        if params.get(name) is None:
+            continue
+        if name not in options:
+            users = [m.name for m in MODELS.values()
+                     if name in (m.generate_options if tool == "generate" else m.edit_options)]
+            where = f"only for {', '.join(users)}" if users else "not by this tool"
+            out.append(Violation(
+                name, params[name],
+                f"{name} is not accepted by {spec.name} ({where}); leave it out."))
+        elif name == "output_compression":
+            _check_int(params, name, 0, 100, out, spec.name)
+        elif name == "response_format":
+            _check_choice(params, name, spec.response_formats, out, spec.name)
+        else:
+            _check_choice(params, name, spec.values[name], out, spec.name)
+
+    _cross_field(params, spec, out)
+
+
+def _cross_field(params: Mapping[str, Any], spec: ModelSpec, out: list[Violation]) -> None:
+    if spec.family != "gpt":
+        return
+    fmt = params.get("output_format")
+    if params.get("background") == "transparent" and fmt == "jpeg":
+        out.append(Violation(
+            "background", "transparent",
+            "background 'transparent' needs output_format 'png' or 'webp' (JPEG has no alpha)."))
+    compression = params.get("output_compression")
+    if (isinstance(compression, int) and not isinstance(compression, bool)
+            and compression < 100 and fmt in (None, "png")):
+        out.append(Violation(
+            "output_compression", compression,
+            "output_compression below 100 needs output_format 'jpeg' or 'webp' "
+            "(PNG is lossless); set output_format or leave output_compression out."))
+
+
+def _spec_for(params: Mapping[str, Any], tool: Tool, out: list[Violation]) -> ModelSpec | None:
+    model = params.get("model")
+    usable = [m.name for m in MODELS.values() if tool == "generate" or m.edit_prompt_max]
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    if spec is None or spec.name not in usable:
+        out.append(Violation(
+            "model", model,
+            f"model {_show(model)} cannot {tool} images; use one of: {_allowed(usable)}."))
+        return None
+    return spec
+
+
+def validate_generation(params: Mapping[str, Any], route: Literal["v1", "legacy"] = "v1"
+                        ) -> list[Violation]:
+    """Every rule a generate_image call breaks (an empty list means it may be sent)."""
+    out: list[Violation] = []
+    spec = _spec_for(params, "generate", out)
+    if spec is None:
+        return out
+    _common(params, "generate", spec, out)
+    if route == "legacy" and spec.name == "dall-e-3":
+        for name in ("style", "response_format"):
+            if params.get(name) is not None:
+                out.append(Violation(
+                    name, params[name],
+                    f"{name} is not supported on the legacy dall-e-3 route; leave it out or "
+                    "set dalle3_route to 'v1'."))
+    return out
+
+
+def validate_edit(
+    params: Mapping[str, Any],
+    images: Sequence[ImageFacts],
+    mask: ImageFacts | None = None,
+    *,
+    max_image_bytes: int = 25 * MIB,
+    mask_has_transparent_pixel: bool | None = None,
+    image_has_transparent_pixel: bool | None = None,
+) -> list[Violation]:
+    """Every rule an edit_image call breaks, parameters and input images alike.
+
+    Image rules follow the contract's order: count, format, bytes, shape, mask.
+    The two `*_has_transparent_pixel` answers need a decode, so callers compute
+    them only when the cheaper checks passed (None means "not checked").
+    """
+    out: list[Violation] = []
+    spec = _spec_for(params, "edit", out)
+    if spec is None:
+        return out
+    _common(params, "edit", spec, out)
+
+    if not 1 <= len(images) <= spec.edit_max_images:
+        span = "exactly 1 image" if spec.edit_max_images == 1 else (
+            f"1 to {spec.edit_max_images} images")
+        out.append(Violation(
+            "images", f"<{len(images)} images>",
+            f"{spec.name} edits take {span}; {len(images)} given."))
+        return out
+
+    limit = spec.edit_max_bytes or max_image_bytes
+    formats = "PNG" if spec.edit_formats == ("png",) else ACCEPTED_FORMATS_TEXT
+    for i, facts in enumerate(images):
+        label = f"images[{i}]"
+        if facts.format not in spec.edit_formats:
+            out.append(Violation(
+                label, facts.detected,
+                f"{label} is {facts.detected.upper()}; {spec.name} edits accept {formats}."))
+        elif facts.bytes >= limit:
+            out.append(Violation(
+                label, facts.bytes,
+                f"{label} has {facts.bytes} bytes; {spec.name} accepts less than {limit} "
+                f"bytes ({limit // MIB} MiB) per image."))
+        elif spec.edit_square_png and facts.width != facts.height:
+            out.append(Violation(
+                label, f"{facts.width}x{facts.height}",
+                f"{label} is {facts.width}x{facts.height}; {spec.name} edits need a square PNG."))
+
+    if mask is not None:
+        _check_mask(mask, images[0], mask_has_transparent_pixel, out)
+    elif spec.name == "dall-e-2" and image_has_transparent_pixel is False:
+        out.append(Violation(
+            "mask", None,
+            "dall-e-2 edits repaint the transparent area: give a mask, or an image with "
+            "fully transparent pixels where the change should go."))
+    return out
+
+
+def _check_mask(mask: ImageFacts, first: ImageFacts, transparent: bool | None,
+                out: list[Violation]) -> None:
+    if mask.format != "png":
+        out.append(Violation("mask", mask.detected,
+                             f"mask is {mask.detected.upper()}; a mask must be a PNG with alpha."))
+    elif mask.bytes >= MASK_MAX_BYTES:
+        out.append(Violation("mask", mask.bytes,
+                             f"mask has {mask.bytes} bytes; a mask must be under 4 MiB."))
+    elif (mask.width, mask.height) != (first.width, first.height):
+        out.append(Violation(
+            "mask", f"{mask.width}x{mask.height}",
+            f"mask is {mask.width}x{mask.height} but the first image is "
+            f"{first.width}x{first.height}; they must be the same size."))
+    elif not mask.has_alpha:
+        out.append(Violation(
+            "mask", "no alpha",
+            "mask has no alpha channel; save it as RGBA PNG with the area to edit transparent."))
+    elif transparent is False:
+        out.append(Violation(
+            "mask", "no transparent pixel",
+            "mask has no fully transparent pixel; make the area to edit transparent (alpha 0)."))
+
+
+def upstream_options(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields to send: unset ones left out, and `quality: auto` dropped for DALL-E."""
+    spec = MODELS[params["model"]]
+    sent = {k: v for k, v in params.items() if v is not None}
+    if spec.family == "dall-e" and sent.get("quality") == "auto":
+        del sent["quality"]
+    if spec.family == "gpt":
+        sent.pop("response_format", None)
+    return sent
+
+
+def catalog_as_json() -> dict[str, Any]:
+    """The catalog for agents (the ttapi://models resource)."""
+    models = {}
+    for spec in MODELS.values():
+        models[spec.name] = {
+            "documented_by_ttapi": not spec.beyond_seeds,
+            "notes": spec.notes,
+            "generate": {
+                "prompt_max_chars": spec.generate_prompt_max,
+                "n": [1, spec.n_max],
+                "sizes": list(spec.sizes) if spec.sizes else "auto or WxH (see notes)",
+                "default_size": spec.default_size,
+                "qualities": list(spec.qualities),
+                "options": _options_json(spec, spec.generate_options),
+            },
+            "edit": None if spec.edit_prompt_max is None else {
+                "prompt_max_chars": spec.edit_prompt_max,
+                "images": [1, spec.edit_max_images],
+                "image_formats": list(spec.edit_formats),
+                "image_max_bytes": spec.edit_max_bytes or "max_input_bytes setting",
+                "square_png_only": spec.edit_square_png,
+                "options": _options_json(spec, spec.edit_options),
+            },
+        }
+    return {
+        "models": models,
+        "rules": [
+            "background 'transparent' needs output_format png or webp",
+            "output_compression below 100 needs output_format jpeg or webp",
+            "a mask is a PNG under 4 MiB with alpha, the size of the first image, and marks "
+            "the area to edit with fully transparent pixels",
+        ],
+    }
+
+
+def _options_json(spec: ModelSpec, options: frozenset[str]) -> dict[str, list[str]]:
+    return {o: list(_option_values(spec, o)) for o in sorted(options)}
+
+
+def _option_values(spec: ModelSpec, option: str) -> tuple[str, ...]:
+    if option == "output_compression":
+        return ("0-100",)
+    if option == "response_format":
+        return spec.response_formats
+    return spec.values.get(option, ())

@@ -1,0 +1,237 @@
+"""One settings model, filled from four layers: defaults < JSON file < environment < flags.
+
+Configuration mistakes are the first thing a newcomer meets, so every problem is
+reported at once, naming the key and where its value came from (file, variable
+or flag), without a traceback and without ever echoing a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+CONFIG_ENV_VAR = "TTAPI_MCP_CONFIG"
+ENV_PREFIX = "TTAPI_"
+DEFAULT_BASE_URL = "https://api.ttapi.io"
+SLOW_CALLS_BASE_URL = "https://api.ttapi.org"
+MIB = 1024 * 1024
+
+PreviewMode = Literal["thumbnail", "full", "none"]
+GenerateModel = Literal[
+    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
+]
+EditModel = Literal["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
+
+
+def default_output_dir() -> Path:
+    """Absolute and predictable: clients often start servers in `/` or a random folder."""
+    return platformdirs.user_data_path("ttapi-mcp", appauthor=False) / "images"
+
+
+class ConfigError(Exception):
+    """Raised when the configuration cannot be used; the message is for a person."""
+
+
+class Settings(BaseModel):
+    """Every setting of ttapi-mcp. Environment: TTAPI_<KEY> (upper case)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    api_key: SecretStr | None = Field(None, description="TTAPI key (TT-API-KEY).")
+    base_url: str = Field(
+        DEFAULT_BASE_URL,
+        description=f"Origin of TTAPI; {SLOW_CALLS_BASE_URL} is TTAPI's gateway for slow "
+        "gpt-image-1 calls.",
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
+    request_timeout: float = Field(120.0, gt=0, description="Read time-out for DALL-E calls.")
+    gpt_request_timeout: float = Field(300.0, gt=0, description="Read time-out for GPT models.")
+    job_request_timeout: float = Field(30.0, gt=0, description="Read time-out for 4o submit/fetch.")
+    download_timeout: float = Field(120.0, gt=0, description="Read time-out for result URLs.")
+    max_download_bytes: int = Field(64 * MIB, gt=0, description="Largest result download.")
+    retry_max_attempts: int = Field(3, ge=1, le=10, description="Attempts per call, in all.")
+    retry_base_delay: float = Field(1.0, ge=0, description="First backoff delay in seconds.")
+    retry_max_delay: float = Field(30.0, ge=0, description="Longest backoff/Retry-After.")
+    retry_max_total_seconds: float = Field(90.0, gt=0, description="Retry budget per call.")
+    output_dir: Path = Field(default_factory=default_output_dir, description="Where images go.")
+    database_path: Path | None = Field(
+        None, description="SQLite store; default <output_dir>/.ttapi-mcp/store.sqlite3."
+    )
+    input_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders edit_image may read besides output_dir.",
+    )
+    allow_url_inputs: bool = Field(True, description="Accept http(s) URLs as image inputs.")
+    allow_private_urls: bool = Field(
+        False, description="Allow URL inputs on loopback/private/link-local addresses."
+    )
+    max_input_bytes: int = Field(25 * MIB, gt=0, description="Largest input image, in bytes.")
+    preview: PreviewMode = Field("thumbnail", description="Inline preview in tool results.")
+    thumbnail_size: int = Field(512, ge=64, le=2048, description="Thumbnail long edge, pixels.")
+    default_generate_model: GenerateModel = Field("gpt-image-1", description="generate_image.")
+    default_edit_model: EditModel = Field("gpt-image-1", description="edit_image model.")
+    dalle3_route: Literal["v1", "legacy"] = Field(
+        "v1", description="dall-e-3 via /v1/images/generations or the legacy TTAPI route."
+    )
+    wait_budget_seconds: float = Field(
+        50.0, ge=0, le=3600, description="How long a tool waits before answering 'pending'."
+    )
+    poll_first_delay: float = Field(3.0, ge=0, description="First 4o job poll after submit.")
+    poll_interval: float = Field(5.0, gt=0, description="4o job poll interval.")
+    poll_max_interval: float = Field(15.0, gt=0, description="Longest 4o job poll interval.")
+    http_host: str = Field("127.0.0.1", description="Streamable HTTP bind address.")
+    http_port: int = Field(8000, ge=0, le=65535, description="Streamable HTTP port.")
+    http_bearer_token: SecretStr | None = Field(
+        None, description="Required to bind HTTP beyond loopback."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
+
+    @property
+    def store_path(self) -> Path:
+        return self.database_path or self.output_dir / ".ttapi-mcp" / "store.sqlite3"
+
+    def api_key_value(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key else None
+
+    def prepare_dirs(self) -> None:
+        """Create the output and database folders; a failure is a configuration error."""
+        folders = (("output_dir", self.output_dir), ("database_path", self.store_path.parent))
+        for key, folder in folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"Configuration error: {key}: cannot create folder {folder} ({exc.strerror}). "
+                    "Choose a folder you can write to."
+                ) from None
+
+
+SECRET_KEYS = frozenset({"api_key", "http_bearer_token"})
+PATH_KEYS = frozenset({"output_dir", "database_path"})
+
+
+def mask_secret(value: str | None) -> str:
+    """Show that a secret is set without showing it: 'sk-…' → '****cdef' style."""
+    if not value:
+        return "(not set)"
+    return f"****{value[-4:]}" if len(value) >= 12 else "****"
+
+
+def _env_value(key: str, raw: str) -> Any:
+    if key == "input_roots":
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [part for part in stripped.split(os.pathsep) if part]
+    return raw
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"Configuration error: cannot read config file {path} ({exc.strerror})."
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"Configuration error: config file {path} is not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Configuration error: config file {path} must hold a JSON object.")
+    # Keys starting with "_" are comments: JSON has none of its own.
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+    return value
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings: defaults < JSON file < TTAPI_* environment < overrides (CLI flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    fields = Settings.model_fields
+
+    file_name = config_path or env.get(CONFIG_ENV_VAR)
+    if file_name:
+        file_path = Path(file_name).expanduser().resolve()
+        for key, value in _read_config_file(file_path).items():
+            if key in PATH_KEYS:
+                value = _absolute(value, file_path.parent)
+            elif key == "input_roots" and isinstance(value, list):
+                value = [_absolute(v, file_path.parent) for v in value]
+            values[key] = value
+            origin[key] = f"config file {file_path}"
+
+    for key in fields:
+        name = ENV_PREFIX + key.upper()
+        if name in env:
+            try:
+                value = _env_value(key, env[name])
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    f"Configuration error: {key}: environment variable {name} is not a JSON "
+                    f"list nor a {os.pathsep!r}-separated list of folders."
+                ) from None
+            values[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
+            origin[key] = f"environment variable {name}"
+
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        values[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
+        origin[key] = f"command-line flag --{key.replace('_', '-')}"
+
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+    settings.input_roots = [_absolute_path(p) for p in settings.input_roots]
+    return settings
+
+
+def _absolute_path(path: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (Path.cwd() / path).resolve()
+
+
+def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
+    lines = ["Configuration error:"]
+    for error in exc.errors():
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        where = origin.get(key, "defaults")
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(Settings.model_fields)
+            lines.append(f"- unknown key {key!r} in {where}. Known keys: {known}.")
+            continue
+        shown = "" if key in SECRET_KEYS else f" (got {error.get('input')!r})"
+        lines.append(f"- {key}: {error['msg']}{shown}, from {where}.")
+    return "\n".join(lines)
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """Settings for display (doctor, example file): secrets masked, paths as strings."""
+    data = settings.model_dump(mode="json")
+    for key in SECRET_KEYS:
+        secret = getattr(settings, key)
+        data[key] = mask_secret(secret.get_secret_value() if secret else None)
+    data["database_path"] = str(settings.store_path)
+    return data

@@ -148,8 +148,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"Configuration error: config file {path} must hold a JSON object.")
-    # Keys starting with "_" are comments: JSON has none of its own.
-    return {k: v for k, v in data.items() if not k.startswith("_")}
+    # Keys starting with "_" are comments (JSON has none of its own); null means "default".
+    return {k: v for k, v in data.items() if not k.startswith("_") and v is not None}
 
 
 def _absolute(value: Any, base: Path) -> Any:

@@ -1,0 +1,128 @@
+"""The `ttapi-mcp` command: serve, demo, emulator.
+
+Heavy modules (the server, Pillow, the emulator) are imported inside each
+command, so `--help` and a stdio start stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ttapi_mcp import __version__
+from ttapi_mcp.config import CONFIG_ENV_VAR, ConfigError, Settings, load_settings
+
+EXAMPLES = """\
+examples:
+  ttapi-mcp demo "a lighthouse at dusk"         try everything on the built-in emulator, no key
+  TTAPI_API_KEY=... ttapi-mcp serve              serve MCP over stdio (what desktop clients run)
+  ttapi-mcp serve --transport http --port 8000   serve streamable HTTP at http://127.0.0.1:8000/mcp
+  ttapi-mcp serve --base-url https://api.ttapi.org   TTAPI's gateway for slow gpt-image-1 calls
+  ttapi-mcp emulator --port 9000                 run the TTAPI emulator for your own experiments
+  ttapi-mcp serve --set wait_budget_seconds=40   any configuration key, from the command line
+
+configuration: defaults < JSON file (--config or TTAPI_MCP_CONFIG) < environment (TTAPI_<KEY>)
+< command-line flags. See config.example.json for every key.
+"""
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH",
+                        help=f"JSON configuration file (default: ${CONFIG_ENV_VAR})")
+    parser.add_argument("--base-url", help="TTAPI origin, e.g. https://api.ttapi.io")
+    parser.add_argument("--output-dir", metavar="DIR", help="where images are saved")
+    parser.add_argument("--database-path", metavar="PATH", help="SQLite store file")
+    parser.add_argument("--preview", choices=["thumbnail", "full", "none"],
+                        help="inline preview in tool results")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set any configuration key (VALUE is JSON or text); repeatable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ttapi-mcp",
+        description="MCP server for TTAPI image models: gpt-image-1, dall-e-2, dall-e-3 "
+        "and GPT-4o image jobs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ttapi-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    _add_settings_flags(serve)
+
+    demo = commands.add_parser(
+        "demo", help="generate an image through the whole product on the built-in emulator")
+    demo.add_argument("prompt", nargs="?", help="what to draw")
+    _add_settings_flags(demo)
+
+    emulator = commands.add_parser("emulator", help="run the TTAPI emulator (for tests and demos)")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=9000)
+    emulator.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                          help="accept only this key (repeatable); default: any non-empty key")
+    emulator.add_argument("--job-seconds", type=float, default=3.0,
+                          help="how long a GPT-4o image job stays ON_QUEUE")
+    emulator.add_argument("--url-ttl", type=float, default=3600.0,
+                          help="seconds before result URLs expire")
+    return parser
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Configuration error: --set expects KEY=VALUE, got {item!r}.")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = _parse_set(args.set)
+    for key in ("base_url", "output_dir", "database_path", "preview", "log_level"):
+        overrides[key] = getattr(args, key)
+    if getattr(args, "host", None) is not None:
+        overrides["http_host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["http_port"] = args.port
+    return load_settings(args.config, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "emulator":
+        from ttapi_mcp.emulator import EmulatorOptions, run_emulator
+
+        options = EmulatorOptions(
+            api_keys=args.api_key, job_seconds=args.job_seconds, url_ttl_seconds=args.url_ttl)
+        run_emulator(args.host, args.port, options)
+        return 0
+    try:
+        settings = settings_from_args(args)
+        settings.prepare_dirs()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from ttapi_mcp.server.app import run_server
+
+        return run_server(settings, args.transport) or 0
+    from ttapi_mcp.demo import run_demo
+
+    return run_demo(settings, args.prompt)

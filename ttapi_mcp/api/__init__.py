@@ -1,0 +1,63 @@
+"""TTAPI over HTTP: request/response models, the client, error mapping and retries.
+
+Knows nothing of MCP; the only file access is streaming uploads and result downloads.
+"""
+
+from .client import TTAPIClient
+from .errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    ContentPolicyError,
+    DownloadError,
+    GatewayTimeoutError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    ResponseTimeoutError,
+    TTAPIError,
+    UpstreamServerError,
+)
+from .models import (
+    DownloadResult,
+    EditRequest,
+    FourOJob,
+    FourOSubmitRequest,
+    GenerationRequest,
+    ImageItem,
+    ImagesResponse,
+    LegacyDalle3Request,
+    UploadFile,
+    Usage,
+)
+from .policy import RetryPolicy, Timeouts
+
+__all__ = [
+    "AuthenticationError",
+    "ConnectionFailedError",
+    "ContentPolicyError",
+    "DownloadError",
+    "DownloadResult",
+    "EditRequest",
+    "FourOJob",
+    "FourOSubmitRequest",
+    "GatewayTimeoutError",
+    "GenerationRequest",
+    "ImageItem",
+    "ImagesResponse",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "LegacyDalle3Request",
+    "NotFoundError",
+    "ProtocolError",
+    "RateLimitError",
+    "ResponseTimeoutError",
+    "RetryPolicy",
+    "TTAPIClient",
+    "TTAPIError",
+    "Timeouts",
+    "UploadFile",
+    "UpstreamServerError",
+    "Usage",
+]

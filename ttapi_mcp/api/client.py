@@ -1,0 +1,387 @@
+"""The TTAPI HTTP client: one method per route of the wire contract.
+
+One httpx2.AsyncClient lives as long as this object. The key goes only to TTAPI's API routes,
+never to result URLs (they are on CDNs). Retries follow the contract's error catalogue: only
+failures TTAPI cannot have processed are retried on POST, because a retried generation may be
+charged twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+
+from . import errors
+from .download import EXPIRED_HINT, save_stream
+from .models import (
+    DownloadResult,
+    EditRequest,
+    FourOJob,
+    FourOSubmitRequest,
+    GenerationRequest,
+    ImagesResponse,
+    LegacyDalle3Request,
+    UploadFile,
+)
+from .multipart import open_parts
+from .parsing import (
+    NOT_JSON,
+    Call,
+    error_for_status,
+    find_failure,
+    load_json,
+    maybe_done_hint,
+    parse_images,
+    parse_job,
+    parse_job_id,
+    protocol_error,
+    read_error,
+    scrub,
+)
+from .policy import RetryPolicy, Timeouts, parse_retry_after
+
+logger = logging.getLogger("ttapi_mcp.api")
+
+T = TypeVar("T")
+_CONNECT_FAILURES = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+_ALWAYS_RETRY = frozenset({429, 499, 502, 503})
+_IDEMPOTENT_RETRY = frozenset({500, 504})
+_EXPIRED = frozenset({403, 404, 410})
+
+
+class _Retryable(Exception):
+    """Carries a failure the retry loop may try again, after `wait` s (None: backoff)."""
+
+    def __init__(self, error: errors.TTAPIError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+class TTAPIClient:
+    """Async client for TTAPI's OpenAI image routes (E1-E5) and result downloads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen dataclass
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._key = api_key
+        self._timeouts = timeouts
+        self._retry = retry
+        self._http = httpx2.AsyncClient(
+            base_url=self._base_url,
+            headers={"Accept": "application/json", "User-Agent": "ttapi-mcp"},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"TTAPIClient(base_url={self._base_url!r})"
+
+    async def __aenter__(self) -> TTAPIClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> ImagesResponse:
+        """E1: create images (gpt-image-*, dall-e-2, dall-e-3)."""
+        call = self._call("E1", "image generation")
+        payload = await self._api(
+            call,
+            "POST",
+            "/v1/images/generations",
+            read_timeout=self._timeouts.for_model(request.model),
+            json_body=request.to_wire(),
+        )
+        return parse_images(self._succeeded(call, payload), call)
+
+    async def edit(
+        self, request: EditRequest, images: list[UploadFile], mask: UploadFile | None = None
+    ) -> ImagesResponse:
+        """E2: edit images; files are streamed from disk as multipart parts."""
+        call = self._call("E2", "image edit")
+        payload = await self._api(
+            call,
+            "POST",
+            "/v1/images/edits",
+            read_timeout=self._timeouts.for_model(request.model),
+            form=(request.to_form(), images, mask),
+        )
+        return parse_images(self._succeeded(call, payload), call)
+
+    async def generate_legacy_dalle3(self, request: LegacyDalle3Request) -> ImagesResponse:
+        """E3: the deprecated dall-e-3 route; its envelope is unwrapped."""
+        call = self._call("E3", "dall-e-3 generation (legacy route)")
+        payload = await self._api(
+            call,
+            "POST",
+            "/openai/v1/images/generations",
+            read_timeout=self._timeouts.dalle,
+            json_body=request.to_wire(),
+        )
+        envelope = self._succeeded(call, payload)
+        inner = envelope.get("data") if isinstance(envelope, dict) else None
+        if inner is None:
+            raise protocol_error(call, "the envelope has no data")
+        return parse_images(inner, call)
+
+    async def submit_4o(self, request: FourOSubmitRequest) -> str:
+        """E4: submit a GPT-4o image job; returns its id. Never resubmitted automatically."""
+        call = self._call("E4", "GPT-4o image job submission")
+        payload = await self._api(
+            call,
+            "POST",
+            "/openai/4o-image/generations",
+            read_timeout=self._timeouts.job,
+            json_body=request.to_wire(),
+        )
+        return parse_job_id(self._succeeded(call, payload), call)
+
+    async def fetch_4o(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
+        """E5: the job's current state (POST with JSON by default, or GET with a query)."""
+        call = self._call("E5", f"GPT-4o job fetch ({job_id})")
+        path = "/openai/4o-image/fetch"
+        timeout = self._timeouts.job
+        if method == "GET":
+            payload = await self._api(
+                call, "GET", path, read_timeout=timeout, params={"jobId": job_id}
+            )
+        else:
+            payload = await self._api(
+                call, "POST", path, read_timeout=timeout, json_body={"jobId": job_id}
+            )
+        is_job = isinstance(payload, dict) and ("jobId" in payload or "job_id" in payload)
+        return parse_job(payload if is_job else self._succeeded(call, payload), call)
+
+    async def download(self, url: str, dest: Path, max_bytes: int) -> DownloadResult:
+        """Save a result URL to `dest` (streamed, capped at `max_bytes`, atomic rename).
+
+        Sent without the key: result URLs live on CDNs, not on TTAPI's API.
+        """
+        host = urlsplit(url).netloc or "the result host"
+        timeout = httpx2.Timeout(
+            connect=self._timeouts.connect,
+            read=self._timeouts.download,
+            write=self._timeouts.download,
+            pool=self._timeouts.connect,
+        )
+
+        async def attempt(number: int) -> DownloadResult:
+            started = time.monotonic()
+            try:
+                async with self._http.stream(
+                    "GET",
+                    url,
+                    headers={"Accept": "image/*"},
+                    timeout=timeout,
+                    follow_redirects=True,
+                ) as response:
+                    self._log("GET", f"{host} (download)", response.status_code, number, started)
+                    status = response.status_code
+                    if status in _EXPIRED:
+                        raise errors.DownloadError(
+                            f"The result URL on {host} has expired or is gone",
+                            status=status,
+                            hint=EXPIRED_HINT,
+                        )
+                    if not response.is_success:
+                        failure = errors.DownloadError(
+                            f"Downloading the result image from {host} failed" + _after(number),
+                            status=status,
+                            hint="Try the download again soon, before the URL expires",
+                        )
+                        if status in _ALWAYS_RETRY or status >= 500:
+                            raise _Retryable(failure, self._wait_for(response))
+                        raise failure
+                    size = await save_stream(response, dest, max_bytes, host)
+                    content_type = response.headers.get("Content-Type")
+            except httpx2.HTTPError as exc:
+                self._log("GET", f"{host} (download)", type(exc).__name__, number, started)
+                raise _Retryable(
+                    errors.DownloadError(
+                        f"Downloading the result image from {host} failed{_after(number)} "
+                        f"({type(exc).__name__}: {scrub(str(exc), self._key)})",
+                        hint="Try the download again soon, before the URL expires",
+                    )
+                ) from None
+            media = content_type.split(";")[0].strip() if content_type else None
+            return DownloadResult(path=dest, bytes=size, content_type=media)
+
+        return await self._retrying(attempt)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _call(self, route: str, action: str) -> Call:
+        return Call(route=route, action=action, api_key=self._key)
+
+    def _succeeded(self, call: Call, payload: Any) -> Any:
+        """The payload of a 2xx answer, unless its body says FAILED (a failure even on 200)."""
+        failure = find_failure(payload, self._key)
+        if failure is not None:
+            raise error_for_status(200, failure, call)
+        return payload
+
+    async def _api(
+        self,
+        call: Call,
+        method: str,
+        path: str,
+        *,
+        read_timeout: float,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        form: tuple[dict[str, str], list[UploadFile], UploadFile | None] | None = None,
+    ) -> Any:
+        """Send an API request with retries; returns the decoded JSON of the 2xx answer."""
+        timeout = httpx2.Timeout(
+            connect=self._timeouts.connect,
+            read=read_timeout,
+            write=read_timeout,
+            pool=self._timeouts.connect,
+        )
+        headers = {"TT-API-KEY": self._key, "Authorization": f"Bearer {self._key}"}
+        content: bytes | None = None
+        if json_body is not None:
+            content = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json; charset=utf-8"
+
+        async def attempt(number: int) -> Any:
+            started = time.monotonic()
+            try:
+                with ExitStack() as stack:
+                    if form is not None:
+                        fields, images, mask = form
+                        response = await self._http.post(
+                            path,
+                            data=fields,
+                            files=open_parts(images, mask, stack),
+                            headers=headers,
+                            timeout=timeout,
+                        )
+                    else:
+                        response = await self._http.request(
+                            method,
+                            path,
+                            content=content,
+                            params=params,
+                            headers=headers,
+                            timeout=timeout,
+                        )
+            except httpx2.HTTPError as exc:
+                self._log(method, path, type(exc).__name__, number, started)
+                raise self._transport_failure(call, exc, number, read_timeout) from None
+            self._log(method, path, response.status_code, number, started)
+            return self._answer(call, response, number)
+
+        return await self._retrying(attempt)
+
+    def _answer(self, call: Call, response: httpx2.Response, number: int) -> Any:
+        status = response.status_code
+        if response.is_success:
+            payload = load_json(response.content)
+            if payload is NOT_JSON:
+                raise protocol_error(call, f"HTTP {status} with a body that is not JSON")
+            return payload
+        wait = self._wait_for(response)
+        failure = error_for_status(
+            status, read_error(response.content, self._key), call, attempts=number, retry_after=wait
+        )
+        retry = status in _ALWAYS_RETRY or (call.idempotent and status in _IDEMPOTENT_RETRY)
+        if not retry or (wait is not None and wait > self._retry.max_delay):
+            raise failure
+        raise _Retryable(failure, wait)
+
+    def _transport_failure(
+        self, call: Call, exc: httpx2.HTTPError, number: int, read_timeout: float
+    ) -> Exception:
+        detail = scrub(str(exc), self._key) or type(exc).__name__
+        if isinstance(exc, _CONNECT_FAILURES):
+            return _Retryable(
+                errors.ConnectionFailedError(
+                    f"Could not connect to TTAPI at {self._base_url} for the {call.action}"
+                    f"{_after(number)} ({type(exc).__name__}: {detail})",
+                    hint="Check the network connection and base_url",
+                )
+            )
+        if not isinstance(exc, httpx2.TransportError):
+            return errors.ConnectionFailedError(
+                f"The {call.action} request could not be sent ({type(exc).__name__}: {detail})",
+                hint="Check base_url",
+            )
+        if isinstance(exc, httpx2.TimeoutException):
+            what = f"No response from TTAPI within {read_timeout:.0f} s for the {call.action}"
+        else:
+            what = (
+                f"The connection to TTAPI broke before the {call.action} response was complete"
+                f" ({type(exc).__name__}: {detail})"
+            )
+        billed = not call.idempotent
+        failure = errors.ResponseTimeoutError(
+            what + _after(number),
+            may_have_been_billed=billed,
+            hint=maybe_done_hint(call) if billed else "Fetch the job again",
+        )
+        return _Retryable(failure) if call.idempotent else failure
+
+    def _wait_for(self, response: httpx2.Response) -> float | None:
+        return parse_retry_after(response.headers.get("Retry-After"))
+
+    async def _retrying(self, attempt: Callable[[int], Awaitable[T]]) -> T:
+        """Run `attempt` until it succeeds, fails for good, or the retry budget is spent."""
+        started = time.monotonic()
+        number = 0
+        while True:
+            number += 1
+            try:
+                return await attempt(number)
+            except _Retryable as retryable:
+                if number >= self._retry.max_attempts:
+                    raise retryable.error from None
+                wait = retryable.wait
+                delay = self._retry.backoff(number) if wait is None else wait
+                if time.monotonic() - started + delay > self._retry.max_total_seconds:
+                    raise retryable.error from None
+                logger.info("retrying in %.2f s after attempt %d: %s", delay, number, retryable)
+                await anyio.sleep(delay)
+
+    def _log(self, method: str, path: str, outcome: object, number: int, started: float) -> None:
+        logger.info(
+            "%s %s -> %s (attempt %d, %.2f s)",
+            method,
+            path,
+            outcome,
+            number,
+            time.monotonic() - started,
+        )
+
+
+def _after(number: int) -> str:
+    return f" after {number} attempts" if number > 1 else ""

@@ -1,0 +1,291 @@
+"""Images on disk plus a SQLite record of images, requests and jobs.
+
+Design choices, and why:
+
+- **File first, then row.** Each image is written to ``.<name>.<pid>.tmp`` in the output
+  folder, flushed and fsynced, renamed into place (atomic on one file system), and only
+  then recorded. A crash leaves at worst a temp file (removed by
+  :meth:`ImageStore.cleanup_temp_files`) or a complete image without a row (reported by
+  :meth:`ImageStore.consistency_report`): never a half-written file that looks like an
+  image, never a row pointing at nothing. A file whose row cannot be written is kept, not
+  deleted: the image may have cost money, and ``doctor`` can adopt it. Saving is shielded
+  from cancellation so a cancelled call cannot separate the two steps.
+- **One connection, one lock, worker threads.** stdlib ``sqlite3`` blocks, so every
+  statement runs in a worker thread (``anyio.to_thread``) on one connection
+  (``check_same_thread=False``) guarded by a ``threading.Lock``: each write is a single
+  small statement, so a pool would add nothing. File writes and hashing run in worker
+  threads *outside* that lock, so concurrent saves overlap their slow part and queue only
+  for the INSERT. WAL mode lets another process (a second server on the same folder,
+  ``doctor``) read while we write.
+- **Versioned schema** via ``PRAGMA user_version`` (see :mod:`.db`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ..filenames import image_filename, new_short_id, safe_child
+from ..imagefacts import ACCEPTED_FORMATS_TEXT, HEAD_BYTES, ImageFacts, sniff_bytes
+from . import files
+from .db import Database, dumps
+from .models import ConsistencyReport, StoredImage, StoreError, scrub_secrets
+from .records import RecordsMixin
+
+_JPEG_HEAD = 1 << 20  # JPEG dimensions can sit after a large EXIF block
+_IMAGE_COLUMNS = (
+    "id, path, sha256, bytes, mime, width, height, model, prompt, parameters, source_url,"
+    " url_expires_at, revised_prompt, job_id, request_id, created_at"
+)
+
+
+class ImageStore(RecordsMixin):
+    """The output folder and its SQLite database. Use ``async with ImageStore(...)``."""
+
+    def __init__(self, output_dir: Path, database_path: Path) -> None:
+        self.output_dir = Path(output_dir).expanduser().absolute()
+        self.database_path = Path(database_path).expanduser().absolute()
+        self._db = Database(self.database_path)
+
+    async def open(self) -> None:
+        """Create the folders if needed and open (and migrate) the database."""
+
+        def open_sync() -> None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.output_dir = self.output_dir.resolve()
+            self._db.open_sync()
+
+        await anyio.to_thread.run_sync(open_sync)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> ImageStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- saving ------------------------------------------------------------------------
+
+    async def save_image(
+        self,
+        data: bytes,
+        *,
+        model: str | None,
+        prompt: str | None,
+        parameters: dict[str, Any] | None,
+        source_url: str | None = None,
+        url_expires_at: float | None = None,
+        revised_prompt: str | None = None,
+        job_id: str | None = None,
+        request_id: str | None = None,
+    ) -> StoredImage:
+        """Write ``data`` atomically into the output folder, then record it."""
+        facts = sniff_bytes(
+            data[: _JPEG_HEAD if data[:3] == b"\xff\xd8\xff" else HEAD_BYTES], len(data)
+        )
+        _require_image(facts, "the data to save")
+        image_id, created_at = new_short_id(), time.time()
+        name = image_filename(created_at, prompt, image_id, facts.extension or "")
+        final = safe_child(self.output_dir, name)
+        with anyio.CancelScope(shield=True):
+            sha256 = await anyio.to_thread.run_sync(
+                files.write_atomic, self.output_dir, final, data
+            )
+            image = StoredImage(
+                id=image_id,
+                path=final,
+                sha256=sha256,
+                bytes=facts.bytes,
+                mime=facts.mime or "",
+                width=facts.width,
+                height=facts.height,
+                model=model,
+                prompt=prompt,
+                parameters=scrub_secrets(parameters or {}),
+                source_url=source_url,
+                url_expires_at=url_expires_at,
+                revised_prompt=revised_prompt,
+                job_id=job_id,
+                request_id=request_id,
+                created_at=created_at,
+            )
+            await self._insert(image)
+        return image
+
+    async def adopt_file(
+        self,
+        tmp_path: Path,
+        *,
+        model: str | None,
+        prompt: str | None,
+        parameters: dict[str, Any] | None,
+        source_url: str | None = None,
+        url_expires_at: float | None = None,
+        revised_prompt: str | None = None,
+        job_id: str | None = None,
+        request_id: str | None = None,
+    ) -> StoredImage:
+        """Rename a downloaded temp file of the output folder into place and record it.
+
+        The file must sit directly in the output folder (so the rename is atomic). A temp
+        file that is not an accepted image is deleted: it is ours, and worthless.
+        """
+        tmp = Path(tmp_path).resolve()
+        if tmp.parent != self.output_dir:
+            raise StoreError(f"can only adopt files directly inside {self.output_dir}, not {tmp}")
+        image_id, created_at = new_short_id(), time.time()
+
+        def name_for(facts: ImageFacts) -> str:
+            return image_filename(created_at, prompt, image_id, facts.extension or "")
+
+        with anyio.CancelScope(shield=True):
+            final, sha256, facts = await anyio.to_thread.run_sync(
+                files.adopt, self.output_dir, tmp, name_for
+            )
+            _require_image(facts, f"the downloaded file {tmp.name}")
+            image = StoredImage(
+                id=image_id,
+                path=final,
+                sha256=sha256,
+                bytes=facts.bytes,
+                mime=facts.mime or "",
+                width=facts.width,
+                height=facts.height,
+                model=model,
+                prompt=prompt,
+                parameters=scrub_secrets(parameters or {}),
+                source_url=source_url,
+                url_expires_at=url_expires_at,
+                revised_prompt=revised_prompt,
+                job_id=job_id,
+                request_id=request_id,
+                created_at=created_at,
+            )
+            await self._insert(image)
+        return image
+
+    async def _insert(self, im: StoredImage) -> None:
+        row = (
+            im.id,
+            str(im.path),
+            im.sha256,
+            im.bytes,
+            im.mime,
+            im.width,
+            im.height,
+            im.model,
+            im.prompt,
+            dumps(im.parameters),
+            im.source_url,
+            im.url_expires_at,
+            im.revised_prompt,
+            im.job_id,
+            im.request_id,
+            im.created_at,
+        )
+        sql = f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({', '.join('?' * len(row))})"
+        await self._db.run(lambda c: c.execute(sql, row))
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get_image(self, image_id: str) -> StoredImage | None:
+        sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?"
+        row = await self._db.run(lambda c: c.execute(sql, (image_id,)).fetchone())
+        return StoredImage.from_row(row) if row else None
+
+    async def images_for_job(self, job_id: str) -> list[StoredImage]:
+        """Images saved for a job, oldest first (so fetch_job never downloads twice)."""
+        sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE job_id = ? ORDER BY created_at, id"
+        rows = await self._db.run(lambda c: c.execute(sql, (job_id,)).fetchall())
+        return [StoredImage.from_row(r) for r in rows]
+
+    async def list_images(
+        self, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[StoredImage], str | None]:
+        """Newest first; pass the returned cursor to get the next page (None: no more).
+
+        Keyset pagination on (created_at, id): pages stay stable while images are added.
+        """
+        count = max(1, min(int(limit), 1000))
+        where = ""
+        args: list[Any] = [count + 1]
+        if cursor:
+            created_at, last_id = _decode_cursor(cursor)
+            where = "WHERE created_at < ? OR (created_at = ? AND id < ?)"
+            args = [created_at, created_at, last_id, count + 1]
+        sql = (
+            f"SELECT {_IMAGE_COLUMNS} FROM images {where} ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
+        images = [StoredImage.from_row(r) for r in rows[:count]]
+        more = len(rows) > count and images
+        return images, (_encode_cursor(images[-1]) if more else None)
+
+    async def count_images(self) -> int:
+        row = await self._db.run(lambda c: c.execute("SELECT COUNT(*) FROM images").fetchone())
+        return int(row[0])
+
+    # -- maintenance -------------------------------------------------------------------
+
+    async def cleanup_temp_files(self, max_age: float = 900.0) -> list[Path]:
+        """Remove leftover ``.*.tmp`` files of the output folder; returns what was removed.
+
+        A temp file goes if its owning process is gone (POSIX) or it is older than
+        ``max_age`` seconds, so a second live server on the same folder keeps its
+        in-flight files. ``max_age=0`` removes them all.
+        """
+        return await anyio.to_thread.run_sync(files.sweep_temp_files, self.output_dir, max_age)
+
+    async def consistency_report(self) -> ConsistencyReport:
+        """Visible files of the output folder without rows, rows without files, temp files."""
+        sql = "SELECT id, path FROM images"
+        rows = await self._db.run(lambda c: c.execute(sql).fetchall())
+
+        def scan() -> ConsistencyReport:
+            orphans, temps = files.scan_folder(self.output_dir, {str(r["path"]) for r in rows})
+            missing = sorted(r["id"] for r in rows if not Path(r["path"]).is_file())
+            return ConsistencyReport(
+                files_without_rows=orphans, rows_without_files=missing, temp_files=temps
+            )
+
+        return await anyio.to_thread.run_sync(scan)
+
+
+def _require_image(facts: ImageFacts, what: str) -> None:
+    if facts.format is None:
+        raise StoreError(
+            f"{what} is not an accepted image (the bytes look like {facts.detected});"
+            f" only {ACCEPTED_FORMATS_TEXT} can be stored"
+        )
+
+
+def _encode_cursor(image: StoredImage) -> str:
+    raw = json.dumps([image.created_at, image.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, last_id = json.loads(raw)
+        return float(created_at), str(last_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise StoreError(
+            f"invalid cursor {cursor[:60]!r}: pass a cursor returned by a previous listing"
+        ) from exc

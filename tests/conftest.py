@@ -25,3 +25,59 @@ def emulator(emulator_server: EmulatorServer) -> Emulator:
     em.reset()
     em.base_url = emulator_server.base_url
     return em
+
+
+# -- MCP server (server layer) ---------------------------------------------------------------
+# Settings pointing at the emulator with a temporary output folder and database, and a
+# helper to open an in-memory MCP client in either protocol era.
+
+from contextlib import asynccontextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+CANARY_KEY = "sk-canary-7Qz4Xw9Lm2Pv8Rt6"
+"""A key that must never appear in any result, resource, prompt, error or log line."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_server_settings(base_url: str, tmp_path: Path, **overrides: Any) -> Any:
+    from pydantic import SecretStr
+
+    from ttapi_mcp.config import Settings
+
+    values: dict[str, Any] = dict(
+        api_key=SecretStr(CANARY_KEY), base_url=base_url, output_dir=tmp_path / "out",
+        database_path=tmp_path / "db" / "store.sqlite3", poll_first_delay=0.05,
+        poll_interval=0.05, poll_max_interval=0.1, wait_budget_seconds=10.0,
+        retry_base_delay=0.01, retry_max_delay=0.05, allow_private_urls=True,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def server_settings(emulator: Emulator, tmp_path: Path) -> Any:
+    """Settings for a server talking to the emulator; files under tmp_path."""
+    emulator.options.job_seconds = 0.2
+    return make_server_settings(emulator.base_url, tmp_path)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def client_mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: modern (default) and the 2025 initialize handshake."""
+    return str(request.param)
+
+
+@asynccontextmanager
+async def mcp_client(settings: Any, mode: str = "auto", **kwargs: Any) -> Any:
+    """An in-memory mcp.Client connected to a freshly built server."""
+    from mcp import Client
+
+    from ttapi_mcp.server.app import build_server
+
+    async with Client(build_server(settings), mode=mode, **kwargs) as client:  # type: ignore[arg-type]
+        yield client

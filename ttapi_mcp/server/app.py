@@ -1,0 +1,140 @@
+"""The MCP server: built in one place, with a lifespan that owns the client and the store.
+
+``build_server`` declares the tools, resources and prompts; ``run_server`` picks the
+transport. Over stdio, stdout carries only the protocol (logs go to stderr).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequestParams
+from pydantic import AnyUrl
+
+from ttapi_mcp import __version__
+from ttapi_mcp.api import RetryPolicy, Timeouts, TTAPIClient
+from ttapi_mcp.config import Settings
+from ttapi_mcp.service import Services
+from ttapi_mcp.store import ImageStore
+
+from .prompts import register_prompts
+from .resources import IMAGE_PREFIX, list_image_page, read_image, register_resources
+from .tools import register_tools
+
+log = logging.getLogger("ttapi_mcp.server")
+
+INSTRUCTIONS = (
+    "Create and edit images with OpenAI image models through TTAPI. generate_image makes new "
+    "images, edit_image changes or combines existing ones (paths, ttapi://images/{id} URIs of "
+    "earlier results, data URIs or URLs), gpt4o_image runs a GPT-4o image job and fetch_job "
+    "collects a job that was still running. Every image is saved to disk at once; results give "
+    "the absolute path and a ttapi://images/{id} resource. Read ttapi://models for each "
+    "model's sizes, qualities and options before choosing parameters."
+)
+
+
+def make_client(settings: Settings) -> TTAPIClient | None:
+    """A client only when a key is configured: without one, calls explain how to set it."""
+    key = settings.api_key_value()
+    if not key:
+        return None
+    return TTAPIClient(
+        settings.base_url,
+        key,
+        timeouts=Timeouts(
+            connect=settings.connect_timeout,
+            dalle=settings.request_timeout,
+            gpt=settings.gpt_request_timeout,
+            job=settings.job_request_timeout,
+            download=settings.download_timeout,
+        ),
+        retry=RetryPolicy(
+            max_attempts=settings.retry_max_attempts,
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
+            max_total_seconds=settings.retry_max_total_seconds,
+        ),
+    )
+
+
+class TTAPIServer(MCPServer[Services]):
+    """MCPServer with paginated image listing and per-image MIME types on read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ttapi_settings = settings
+
+        @asynccontextmanager
+        async def lifespan(_: MCPServer[Services]) -> AsyncIterator[Services]:
+            store = ImageStore(settings.output_dir, settings.store_path)
+            async with store:
+                removed = await store.cleanup_temp_files()
+                if removed:
+                    log.info("removed %d leftover temporary file(s)", len(removed))
+                client = make_client(settings)
+                if client is None:
+                    log.warning("no TTAPI API key configured: tool calls explain how to set it")
+                try:
+                    yield Services(settings=settings, store=store, client=client)
+                finally:
+                    if client is not None:
+                        await client.aclose()
+
+        super().__init__(
+            name="ttapi-mcp",
+            title="TTAPI image models",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            lifespan=lifespan,
+            log_level=settings.log_level,
+        )
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[Services], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        """Static resources on the first page, then saved images newest first, paginated."""
+        cursor = params.cursor if params is not None else None
+        resources = [] if cursor else await self.list_resources()
+        images, next_cursor = await list_image_page(ctx.lifespan_context, cursor)
+        return ListResourcesResult(resources=[*resources, *images], next_cursor=next_cursor)
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        """Images are read directly so each carries its own MIME type."""
+        text = str(uri)
+        if text.startswith(IMAGE_PREFIX) and context is not None:
+            image_id = text.removeprefix(IMAGE_PREFIX)
+            return [await read_image(context.request_context.lifespan_context, image_id)]
+        return await super().read_resource(uri, context)
+
+
+def build_server(settings: Settings) -> MCPServer[Services]:
+    """The complete server for ``settings`` (no I/O until a transport starts it)."""
+    server = TTAPIServer(settings)
+    register_tools(server)
+    register_resources(server)
+    register_prompts(server)
+    return server
+
+
+def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio") -> int:
+    """Serve until stopped; returns the process exit code (2: refused to start)."""
+    from ttapi_mcp.logs import configure_logging
+
+    secrets = [settings.api_key_value() or ""]
+    if settings.http_bearer_token is not None:
+        secrets.append(settings.http_bearer_token.get_secret_value())
+    configure_logging(settings.log_level, secrets)
+    if transport == "http":
+        from .http import serve_http
+
+        return serve_http(settings, build_server(settings))
+    server = build_server(settings)
+    server.run("stdio")
+    return 0

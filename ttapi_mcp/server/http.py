@@ -1,0 +1,123 @@
+"""Streamable HTTP at /mcp: Host/Origin checks, and a bearer token beyond loopback.
+
+Bound to loopback, the SDK's DNS-rebinding protection (Host and Origin must be
+loopback) is what keeps a web page from talking to the server. Bound anywhere else,
+the server refuses to start without ``http_bearer_token``, and then every request
+must carry ``Authorization: Bearer <token>`` (compared in constant time).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import sys
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ttapi_mcp.config import Settings
+
+log = logging.getLogger("ttapi_mcp.server")
+
+MCP_PATH = "/mcp"
+_LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+_LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def binding_problem(settings: Settings) -> str | None:
+    """Why the HTTP server must not start with these settings, or None."""
+    if is_loopback(settings.http_host) or settings.http_bearer_token is not None:
+        return None
+    return (
+        f"Refusing to serve HTTP on {settings.http_host}: binding beyond loopback exposes the "
+        "server (and your TTAPI balance) to the network. Set http_bearer_token (environment "
+        'variable TTAPI_HTTP_BEARER_TOKEN or "http_bearer_token" in the JSON config file) so '
+        "every request must carry 'Authorization: Bearer <token>', or bind 127.0.0.1."
+    )
+
+
+def security_settings(settings: Settings) -> TransportSecuritySettings:
+    """Loopback Host/Origin by default; the bind address as well when it is a real name."""
+    host = settings.http_host
+    hosts = list(_LOOPBACK_HOSTS)
+    origins = list(_LOOPBACK_ORIGINS)
+    if host in ("0.0.0.0", "::", ""):
+        # Any interface: the Host header cannot be predicted; the bearer token guards it.
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if not is_loopback(host):
+        shown = f"[{host}]" if ":" in host else host
+        hosts += [f"{shown}:*", shown]
+        origins += [f"http://{shown}:*", f"https://{shown}:*", f"http://{shown}",
+                    f"https://{shown}"]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+class BearerTokenMiddleware:
+    """401 for any HTTP request without the configured bearer token."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._authorized(scope):
+            await send({
+                "type": "http.response.start", "status": 401,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"www-authenticate", b'Bearer realm="ttapi-mcp"')],
+            })
+            await send({"type": "http.response.body",
+                        "body": b"Missing or wrong bearer token: send 'Authorization: Bearer "
+                                b"<http_bearer_token>'.\n"})
+            return
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        given = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                given = value
+                break
+        return hmac.compare_digest(given, self._expected)
+
+
+def build_http_app(settings: Settings, server: MCPServer[Any]) -> ASGIApp:
+    """The ASGI app: streamable HTTP at /mcp, wrapped in the bearer check if configured."""
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=security_settings(settings),
+        host=settings.http_host,
+    )
+    if settings.http_bearer_token is not None:
+        app = BearerTokenMiddleware(app, settings.http_bearer_token.get_secret_value())
+    return app
+
+
+def serve_http(settings: Settings, server: MCPServer[Any]) -> int:
+    """Run uvicorn until stopped; 2 when the binding is refused."""
+    problem = binding_problem(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    import uvicorn
+
+    app = build_http_app(settings, server)
+    log.info("serving MCP over HTTP at http://%s:%d%s", settings.http_host, settings.http_port,
+             MCP_PATH)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port,
+                log_level=settings.log_level.lower(), log_config=None)
+    return 0

@@ -1,0 +1,113 @@
+"""Resources: saved images, job status and the model catalog.
+
+Images are listed newest first with cursor pagination straight from the store, so
+a folder of thousands of images never lands in one answer; each is read back as its
+bytes with its own MIME type (PNG, JPEG or WebP).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio.to_thread
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp_types import Resource
+
+from ttapi_mcp.catalog import catalog_as_json
+from ttapi_mcp.service import Services
+from ttapi_mcp.store import StoredImage, StoreError
+
+IMAGE_PREFIX = "ttapi://images/"
+JOB_PREFIX = "ttapi://jobs/"
+PAGE_SIZE = 50
+
+
+def image_resource(image: StoredImage) -> Resource:
+    """How one saved image appears in resources/list."""
+    size = f"{image.width}x{image.height}" if image.width and image.height else "unknown size"
+    prompt = (image.prompt or "")[:120]
+    return Resource(
+        uri=f"{IMAGE_PREFIX}{image.id}",
+        name=image.path.name,
+        title=prompt or image.path.name,
+        description=f"{image.model or 'image'}, {size}: {prompt}",
+        mime_type=image.mime,
+        size=image.bytes,
+    )
+
+
+async def list_image_page(
+    services: Services, cursor: str | None
+) -> tuple[list[Resource], str | None]:
+    try:
+        images, next_cursor = await services.store.list_images(PAGE_SIZE, cursor)
+    except StoreError as exc:
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import INVALID_PARAMS
+
+        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+    return [image_resource(im) for im in images], next_cursor
+
+
+async def read_image(services: Services, image_id: str) -> ReadResourceContents:
+    image = await services.store.get_image(image_id)
+    if image is None:
+        raise ResourceNotFoundError(
+            f"No saved image has id {image_id!r}; list resources to see the saved images."
+        )
+    try:
+        data = await anyio.to_thread.run_sync(image.path.read_bytes)
+    except OSError:
+        raise ResourceNotFoundError(
+            f"Image {image_id} is recorded but its file {image.path} is missing or unreadable."
+        ) from None
+    return ReadResourceContents(content=data, mime_type=image.mime)
+
+
+async def job_json(services: Services, job_id: str) -> str:
+    record = await services.store.get_job(job_id)
+    if record is None:
+        raise ResourceNotFoundError(
+            f"No job {job_id!r} is recorded here; call fetch_job to look it up at TTAPI."
+        )
+    data: dict[str, Any] = record.model_dump(mode="json")
+    data["image_uris"] = [f"{IMAGE_PREFIX}{i}" for i in record.image_ids]
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _services(ctx: Context) -> Services:
+    services = ctx.request_context.lifespan_context
+    assert isinstance(services, Services)
+    return services
+
+
+def register_resources(server: MCPServer) -> None:
+    """Declare the static resource and the templates (image reads are routed by the app)."""
+
+    @server.resource(
+        "ttapi://models", name="models", title="Image models and their rules",
+        description="Every model this server knows: sizes, qualities, options, limits.",
+        mime_type="application/json",
+    )
+    def models() -> str:
+        return json.dumps(catalog_as_json(), indent=2)
+
+    @server.resource(
+        "ttapi://images/{image_id}", name="image", title="Saved image",
+        description="A saved image's bytes (PNG, JPEG or WebP).", mime_type="image/png",
+    )
+    async def image(image_id: str, ctx: Context) -> bytes:
+        contents = await read_image(_services(ctx), image_id)
+        assert isinstance(contents.content, bytes)
+        return contents.content
+
+    @server.resource(
+        "ttapi://jobs/{job_id}", name="job", title="Job status",
+        description="A GPT-4o image job as last seen: status, message, result image URIs.",
+        mime_type="application/json",
+    )
+    async def job(job_id: str, ctx: Context) -> str:
+        return await job_json(_services(ctx), job_id)

@@ -1,0 +1,314 @@
+"""The four tools: argument declarations for the calling model, and thin bodies.
+
+Every argument is a pydantic Field whose description states the per-model rules
+(worded from the catalog), closed sets are Literal enums so the JSON schema carries
+them, and each body only turns the call into a service call and the result into
+MCP content. Errors the caller can fix become ToolError with the full explanation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from ttapi_mcp.catalog import MODELS
+from ttapi_mcp.server.results import ImageToolResult, PreviewMode, to_call_result
+from ttapi_mcp.service import (
+    ProgressFn,
+    ServiceError,
+    Services,
+    edit_image,
+    fetch_job,
+    generate_image,
+    submit_gpt4o,
+)
+
+GenerateModel = Literal[
+    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
+]
+EditModel = Literal["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
+Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
+
+
+def _model_lines(edit: bool) -> str:
+    lines = []
+    for spec in MODELS.values():
+        if edit and spec.edit_prompt_max is None:
+            continue
+        limit = spec.edit_prompt_max if edit else spec.generate_prompt_max
+        lines.append(f"{spec.name}: {spec.notes} Prompt up to {limit} characters.")
+    return " ".join(lines)
+
+
+def _sizes_text(edit: bool) -> str:
+    parts = []
+    for spec in MODELS.values():
+        if edit and spec.edit_prompt_max is None:
+            continue
+        sizes = ", ".join(spec.sizes) if spec.sizes else "auto or WIDTHxHEIGHT (see model notes)"
+        parts.append(f"{spec.name}: {sizes} (default {spec.default_size})")
+    return "; ".join(parts)
+
+
+def _qualities_text(edit: bool) -> str:
+    parts = []
+    for spec in MODELS.values():
+        if edit and spec.edit_prompt_max is None:
+            continue
+        parts.append(f"{spec.name}: {', '.join(spec.qualities)}")
+    return "; ".join(parts)
+
+
+GPT_ONLY = "Only for gpt-image-* models; leave unset for DALL-E."
+PREVIEW_DESC = (
+    "Inline preview in the result: 'thumbnail' (small WebP/JPEG, default from the server "
+    "configuration), 'full' (the whole image inline; large), or 'none'. The saved file and "
+    "its ttapi://images/{id} resource link are always returned."
+)
+
+PromptArg = Annotated[
+    str,
+    Field(description="What to draw, in any language. Be concrete: subject, setting, style, "
+          "lighting, composition, any text to render (in quotes)."),
+]
+NArg = Annotated[
+    int | None,
+    Field(ge=1, le=10, description="Number of images, 1-10 (default 1). dall-e-3 accepts only 1."),
+]
+OutputFormatArg = Annotated[
+    Literal["png", "jpeg", "webp"] | None,
+    Field(description=f"File format of the result (default png). {GPT_ONLY}"),
+]
+CompressionArg = Annotated[
+    int | None,
+    Field(ge=0, le=100, description="Compression 0-100 for jpeg/webp (default 100); a value "
+          f"below 100 needs output_format 'jpeg' or 'webp'. {GPT_ONLY}"),
+]
+BackgroundArg = Annotated[
+    Literal["transparent", "opaque", "auto"] | None,
+    Field(description="Background (default auto). 'transparent' needs output_format png or "
+          f"webp. {GPT_ONLY}"),
+]
+PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
+
+GENERATE_DESC = (
+    "Create new images from a text prompt with an OpenAI image model through TTAPI. Costs "
+    "money per image. Each image is saved to the server's output folder at once; the result "
+    "gives its absolute path, a ttapi://images/{id} resource link (usable as an edit_image "
+    "input) and a small preview. Models: " + _model_lines(edit=False)
+)
+EDIT_DESC = (
+    "Edit or combine existing images with a prompt (inpainting with a mask, restyling, "
+    "compositing several references). Costs money per image. Inputs may be file paths inside "
+    "the allowed folders, ttapi://images/{id} URIs of earlier results, data:image/...;base64 "
+    "URIs, or http(s) URLs. Results are saved like generate_image's. Models: "
+    + _model_lines(edit=True)
+)
+GPT4O_DESC = (
+    "Create an image with TTAPI's GPT-4o image job API (asynchronous; good at following "
+    "detailed instructions and reference images; no size or count control). The job is "
+    "recorded before this returns. With wait=true it waits up to the server's wait budget "
+    "(about 50 s) sending progress; if the job is still running it answers status 'pending' "
+    "with the job_id and the exact fetch_job call to make next."
+)
+FETCH_DESC = (
+    "Get the status of a GPT-4o image job by job_id; on SUCCESS the image is downloaded and "
+    "saved (only once: later calls return the saved file), on FAILED the reason is given. "
+    "Works for any job id TTAPI knows, including jobs submitted elsewhere."
+)
+
+WRITES = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+READS = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+Output = Annotated[CallToolResult, ImageToolResult]
+
+
+def services_of(ctx: Context) -> Services:
+    services = ctx.request_context.lifespan_context
+    assert isinstance(services, Services)
+    return services
+
+
+def progress_of(ctx: Context) -> ProgressFn:
+    """Forward service progress to the client as MCP progress notifications."""
+
+    async def report(done: float, total: float | None, message: str) -> None:
+        # A lost progress note must not fail the call.
+        with contextlib.suppress(Exception):
+            await ctx.report_progress(done, total, message)
+
+    return report
+
+
+async def _run(
+    ctx: Context,
+    preview: PreviewMode | None,
+    action: Callable[[Services, ProgressFn], Awaitable[ImageToolResult]],
+) -> CallToolResult:
+    services = services_of(ctx)
+    try:
+        result = await action(services, progress_of(ctx))
+    except ServiceError as exc:
+        raise ToolError(str(exc)) from None
+    settings = services.settings
+    return await to_call_result(result, preview or settings.preview, settings.thumbnail_size)
+
+
+def register_tools(server: MCPServer) -> None:
+    """Declare the four tools on ``server``."""
+
+    @server.tool(name="generate_image", title="Generate image", description=GENERATE_DESC,
+                 annotations=WRITES)
+    async def generate_image_tool(
+        ctx: Context,
+        prompt: PromptArg,
+        model: Annotated[
+            GenerateModel | None,
+            Field(description="Image model (default from the server configuration, normally "
+                  "gpt-image-1)."),
+        ] = None,
+        n: NArg = None,
+        size: Annotated[
+            str | None,
+            Field(description="Image size, exact string 'WIDTHxHEIGHT' or 'auto'. Per model: "
+                  + _sizes_text(edit=False) + "."),
+        ] = None,
+        quality: Annotated[
+            Quality | None,
+            Field(description="Quality per model: " + _qualities_text(edit=False)
+                  + ". Higher is slower and costs more."),
+        ] = None,
+        style: Annotated[
+            Literal["vivid", "natural"] | None,
+            Field(description="dall-e-3 only: 'vivid' (default, dramatic) or 'natural'."),
+        ] = None,
+        background: BackgroundArg = None,
+        output_format: OutputFormatArg = None,
+        output_compression: CompressionArg = None,
+        moderation: Annotated[
+            Literal["low", "auto"] | None,
+            Field(description=f"Content moderation strictness (default auto). {GPT_ONLY}"),
+        ] = None,
+        response_format: Annotated[
+            Literal["url", "b64_json"] | None,
+            Field(description="DALL-E only: how TTAPI returns the image ('url', default, or "
+                  "'b64_json'); the image is saved either way. Leave unset for gpt-image-*."),
+        ] = None,
+        preview: PreviewArg = None,
+    ) -> Output:
+        args: dict[str, Any] = {
+            "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
+            "style": style, "background": background, "output_format": output_format,
+            "output_compression": output_compression, "moderation": moderation,
+            "response_format": response_format,
+        }
+        return await _run(ctx, preview, lambda s, p: generate_image(s, args, p))
+
+    @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
+                 annotations=WRITES)
+    async def edit_image_tool(
+        ctx: Context,
+        prompt: PromptArg,
+        images: Annotated[
+            list[str],
+            Field(min_length=1, max_length=16, description=(
+                "1-16 input images (gpt-image-*: PNG, JPEG or WebP, each under 25 MiB; "
+                "dall-e-2: exactly one square PNG under 4 MiB). Each is a file path inside the "
+                "allowed folders, a ttapi://images/{id} URI of an earlier result, a "
+                "data:image/...;base64 URI, or an http(s) URL.")),
+        ],
+        mask: Annotated[
+            str | None,
+            Field(description="Optional mask for the first image, same reference forms: a PNG "
+                  "under 4 MiB with alpha, the same size as the first image; fully transparent "
+                  "pixels mark the area to change."),
+        ] = None,
+        model: Annotated[
+            EditModel | None,
+            Field(description="Image model (default from the server configuration, normally "
+                  "gpt-image-1). dall-e-3 cannot edit."),
+        ] = None,
+        n: NArg = None,
+        size: Annotated[
+            str | None,
+            Field(description="Output size, exact string. Per model: "
+                  + _sizes_text(edit=True) + "."),
+        ] = None,
+        quality: Annotated[
+            Quality | None,
+            Field(description="Quality per model: " + _qualities_text(edit=True) + "."),
+        ] = None,
+        background: BackgroundArg = None,
+        output_format: OutputFormatArg = None,
+        output_compression: CompressionArg = None,
+        input_fidelity: Annotated[
+            Literal["high", "low"] | None,
+            Field(description="How closely to keep the input's details such as faces and logos "
+                  "(default low). gpt-image-1, gpt-image-1.5 and gpt-image-2 only (not "
+                  "gpt-image-1-mini, not dall-e-2)."),
+        ] = None,
+        preview: PreviewArg = None,
+    ) -> Output:
+        args: dict[str, Any] = {
+            "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
+            "size": size, "quality": quality, "background": background,
+            "output_format": output_format, "output_compression": output_compression,
+            "input_fidelity": input_fidelity,
+        }
+        return await _run(ctx, preview, lambda s, p: edit_image(s, args, p))
+
+    @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
+                 annotations=WRITES)
+    async def gpt4o_image_tool(
+        ctx: Context,
+        prompt: Annotated[
+            str,
+            Field(description="What to draw, any language, up to 32000 characters. Start with "
+                  "an explicit drawing verb, e.g. 'draw a ...'."),
+        ],
+        refer_images: Annotated[
+            list[str] | None,
+            Field(max_length=16, description="Up to 16 public http(s) URLs of reference "
+                  "images; TTAPI downloads them itself, so local files and data URIs do not "
+                  "work here."),
+        ] = None,
+        hook_url: Annotated[
+            str | None,
+            Field(description="Optional public http(s) URL that TTAPI notifies (POST, JSON) "
+                  "when the job ends. Not needed: this server polls."),
+        ] = None,
+        wait: Annotated[
+            bool,
+            Field(description="Wait for the image within the server's wait budget (default "
+                  "true). false: return the job id at once and call fetch_job later."),
+        ] = True,
+    ) -> Output:
+        return await _run(
+            ctx, None,
+            lambda s, p: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
+        )
+
+    @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS)
+    async def fetch_job_tool(
+        ctx: Context,
+        job_id: Annotated[
+            str,
+            Field(description="The job_id returned by gpt4o_image (a UUID)."),
+        ],
+        wait: Annotated[
+            bool,
+            Field(description="If the job is still running, wait for it within the server's "
+                  "wait budget (default false: answer at once)."),
+        ] = False,
+    ) -> Output:
+        return await _run(ctx, None, lambda s, p: fetch_job(s, job_id, wait, p))

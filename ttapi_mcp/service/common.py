@@ -1,0 +1,208 @@
+"""Shared pieces of the service layer: the dependencies, errors, progress, saving.
+
+Every user action goes through the same steps: validate against the catalog, resolve
+inputs, call TTAPI, save each image the moment it arrives, describe the result. The
+helpers here hold the parts that do not depend on which action it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ttapi_mcp.api import ImagesResponse, TTAPIClient, TTAPIError
+from ttapi_mcp.catalog import Violation
+from ttapi_mcp.config import Settings
+from ttapi_mcp.filenames import safe_child, temp_filename
+from ttapi_mcp.server.results import MissingImage, SavedImage
+from ttapi_mcp.store import ImageStore, StoredImage, StoreError
+
+log = logging.getLogger("ttapi_mcp.service")
+
+ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
+"""``progress(done, total, message)``: how a caller learns what a long call is doing."""
+
+URL_TTL_SECONDS = 3600.0
+"""TTAPI result URLs are assumed to expire after 60 minutes (the contract's E1 rule)."""
+
+NO_KEY_MESSAGE = (
+    "No TTAPI API key is configured, so nothing can be sent to TTAPI. Set the environment "
+    'variable TTAPI_API_KEY in this MCP server\'s configuration (the "env" block of the '
+    'server entry in your MCP client), or add "api_key": "<your key>" to the JSON config '
+    "file (passed with --config or TTAPI_MCP_CONFIG), then restart the server."
+)
+
+
+class ServiceError(Exception):
+    """A failure the caller can act on; the text is complete and safe to show."""
+
+
+async def no_progress(done: float, total: float | None, message: str) -> None:
+    """Default progress sink for callers that do not report progress."""
+
+
+@dataclass
+class Services:
+    """What every action needs, owned by the server's lifespan."""
+
+    settings: Settings
+    store: ImageStore
+    client: TTAPIClient | None
+    _job_locks: dict[str, anyio.Lock] = field(default_factory=dict)
+
+    def job_lock(self, job_id: str) -> anyio.Lock:
+        """One lock per job, so concurrent fetches download its image only once."""
+        return self._job_locks.setdefault(job_id, anyio.Lock())
+
+    def require_client(self) -> TTAPIClient:
+        if self.client is None:
+            raise ServiceError(NO_KEY_MESSAGE)
+        return self.client
+
+
+def image_uri(image_id: str) -> str:
+    return f"ttapi://images/{image_id}"
+
+
+def violations_error(violations: list[Violation], others: Sequence[str] = ()) -> ServiceError:
+    """All broken rules in one message, so the caller fixes its call in one go."""
+    lines = [f"- {o}" for o in others] + [f"- {v}" for v in violations]
+    head = "The request was not sent (nothing was billed): "
+    head += "1 problem." if len(lines) == 1 else f"{len(lines)} problems."
+    return ServiceError("\n".join([head, *lines]))
+
+
+def upstream_error(exc: TTAPIError) -> ServiceError:
+    return ServiceError(str(exc))
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def to_saved(image: StoredImage, index: int) -> SavedImage:
+    return SavedImage(
+        index=index,
+        id=image.id,
+        path=str(image.path),
+        uri=image_uri(image.id),
+        mime=image.mime,
+        width=image.width,
+        height=image.height,
+        bytes=image.bytes,
+        source_url=image.source_url,
+        url_expires_at=iso_utc(image.url_expires_at),
+        revised_prompt=image.revised_prompt,
+    )
+
+
+def _decode_b64(text: str) -> bytes:
+    """Strict decode, then a full Pillow check: a cut-short image must not be saved as whole."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"the base64 data is corrupt ({exc})") from None
+    _verify_image(data)
+    return data
+
+
+def _verify_image(data: bytes) -> None:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"the image data is incomplete or not an image ({exc})") from None
+
+
+@dataclass
+class SaveContext:
+    """Metadata recorded with every image of one upstream answer."""
+
+    model: str
+    prompt: str
+    parameters: dict[str, Any]
+    request_id: str | None = None
+    job_id: str | None = None
+
+
+async def save_one(
+    services: Services,
+    ctx: SaveContext,
+    *,
+    b64: str | None,
+    url: str | None,
+    revised_prompt: str | None = None,
+) -> StoredImage:
+    """Save one result image: decode base64, or download the URL at once (it expires).
+
+    Raises ``ValueError`` (undecodable), ``TTAPIError`` (download failed) or
+    ``StoreError`` (not an accepted image); the caller records these per image.
+    """
+    meta: dict[str, Any] = {
+        "model": ctx.model,
+        "prompt": ctx.prompt,
+        "parameters": ctx.parameters,
+        "revised_prompt": revised_prompt,
+        "job_id": ctx.job_id,
+        "request_id": ctx.request_id,
+    }
+    if b64:
+        data = await anyio.to_thread.run_sync(_decode_b64, b64)
+        return await services.store.save_image(data, **meta)
+    assert url is not None
+    client = services.require_client()
+    store = services.store
+    tmp = safe_child(store.output_dir, temp_filename(f"download-{time.time_ns()}"))
+    try:
+        await client.download(url, tmp, services.settings.max_download_bytes)
+        await anyio.to_thread.run_sync(_verify_file, tmp)
+        return await store.adopt_file(
+            tmp, source_url=url, url_expires_at=time.time() + URL_TTL_SECONDS, **meta
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _verify_file(path: Any) -> None:
+    with open(path, "rb") as f:
+        _verify_image(f.read())
+
+
+async def save_response(
+    services: Services, ctx: SaveContext, response: ImagesResponse, progress: ProgressFn
+) -> tuple[list[SavedImage], list[MissingImage]]:
+    """Save every image of an answer; keep the good ones when some fail."""
+    saved: list[SavedImage] = []
+    missing: list[MissingImage] = []
+    total = len(response.data)
+    for index, item in enumerate(response.data):
+        await progress(index, total, f"saving image {index + 1} of {total}")
+        try:
+            stored = await save_one(
+                services, ctx, b64=item.b64_json, url=item.url, revised_prompt=item.revised_prompt
+            )
+        except (ValueError, TTAPIError, StoreError, OSError) as exc:
+            log.warning("image %d of %d not saved: %s", index, total, exc)
+            missing.append(MissingImage(index=index, error=f"image {index} was not saved: {exc}"))
+            continue
+        saved.append(to_saved(stored, index))
+    return saved, missing
+
+
+def usage_dict(response: ImagesResponse) -> dict[str, Any] | None:
+    return response.usage.model_dump(exclude_none=True) if response.usage else None

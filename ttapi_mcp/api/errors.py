@@ -54,12 +54,13 @@ class TTAPIError(Exception):
         text = "TTAPI answered"
         if self.status is not None:
             text += f" HTTP {self.status}"
-        if self.code:
-            text += f" ({self.code})"
+        details = [f"code {self.code}"] if self.code else []
+        if self.param:
+            details.append(f"parameter {self.param}")
+        if details:
+            text += f" ({', '.join(details)})"
         if self.upstream_message:
             text += f": {self.upstream_message.strip()}"
-        if self.param:
-            text += f" [parameter: {self.param}]"
         return _sentence(text)
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -93,8 +94,16 @@ class FourOSubmitRequest(_Request):
     """E4 `POST /openai/4o-image/generations`."""
 
     prompt: str
-    refer_images: list[str] | None = Field(default=None, alias="referImages")
-    hook_url: str | None = Field(default=None, alias="hookUrl")
+    refer_images: list[str] | None = Field(
+        default=None,
+        serialization_alias="referImages",
+        validation_alias=AliasChoices("refer_images", "referImages"),
+    )
+    hook_url: str | None = Field(
+        default=None,
+        serialization_alias="hookUrl",
+        validation_alias=AliasChoices("hook_url", "hookUrl"),
+    )
 
 
 @dataclass(frozen=True)

@@ -560,3 +560,199 @@ def test_hook_failure_recorded(http: httpx2.Client, emulator: Emulator) -> None:
         time.sleep(0.02)
     delivery = emulator.hook_deliveries[0]
     assert delivery.status is None and delivery.error
+
+
+# -- auth, routing, URLs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [E1, E4])
+def test_auth_missing_key(emulator: Emulator, path: str) -> None:
+    assert emulator.base_url
+    resp = httpx2.post(emulator.base_url + path, json={"prompt": "p"})
+    assert resp.status_code == 401
+    if path == E1:
+        assert error_of(resp)["code"] == "invalid_api_key"
+    else:
+        envelope_error(resp)
+
+
+def test_auth_keys(emulator: Emulator) -> None:
+    emulator.options.api_keys = ["good"]
+    body = {"model": "dall-e-2", "prompt": "p"}
+    url = f"{emulator.base_url}{E1}"
+    assert httpx2.post(url, json=body, headers={"TT-API-KEY": "bad"}).status_code == 401
+    assert httpx2.post(url, json=body, headers={"Authorization": "Bearer good"}).status_code == 200
+    both = {"TT-API-KEY": "good", "Authorization": "Bearer bad"}
+    assert httpx2.post(url, json=body, headers=both).status_code == 200
+    both = {"TT-API-KEY": "bad", "Authorization": "Bearer good"}
+    resp = httpx2.post(url, json=body, headers=both)
+    assert resp.status_code == 401 and "bad" not in resp.text and "good" not in resp.text
+
+
+def test_unknown_paths_and_methods(http: httpx2.Client) -> None:
+    resp = http.post("/v1/images/variations", json={})
+    assert resp.status_code == 404 and error_of(resp)["code"] is None
+    resp = http.post("/openai/v1/4o-image/generations", json={"prompt": "draw"})
+    assert resp.status_code == 404
+    envelope_error(resp)
+    resp = http.get(E1)
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+    error_of(resp)
+    resp = http.put(E5)
+    assert resp.status_code == 405
+    envelope_error(resp)
+    assert http.get("/files/nothing.png").status_code == 404
+
+
+def test_url_expiry(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.options.url_ttl_seconds = 0
+    url = http.post(E1, json={"model": "dall-e-2", "prompt": "p"}).json()["data"][0]["url"]
+    resp = http.get(url)
+    assert resp.status_code == 403 and b"AuthenticationFailed" in resp.content
+
+
+def test_job_result_url_expiry(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.options.job_seconds = 0
+    emulator.options.url_ttl_seconds = 0
+    url = wait_status(http, submit(http), "SUCCESS")["data"]["imageUrl"]
+    assert http.get(url).status_code == 403
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def test_fault_status_family_shapes(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E1", status=429, count=2, retry_after="7"))
+    emulator.add_fault(Fault(route="E4", status=402))
+    body = {"model": "dall-e-2", "prompt": "p"}
+    for _ in range(2):
+        resp = http.post(E1, json=body)
+        assert (resp.status_code, resp.headers["retry-after"]) == (429, "7")
+        assert error_of(resp)["code"] == "rate_limit_exceeded"
+    assert http.post(E1, json=body).status_code == 200  # the fault is used up
+    resp = http.post(E4, json={"prompt": "draw"})
+    assert resp.status_code == 402 and "balance" in envelope_error(resp)
+    assert [r.fault for r in emulator.api_requests("E1")] == ["status", "status", None]
+
+
+def test_fault_429_default_retry_after(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E3", status=429))
+    resp = http.post(E3, json={"prompt": "p", "size": "1024x1024"})
+    assert resp.headers["retry-after"].isdigit()
+
+
+@pytest.mark.parametrize("shape", ["openai", "envelope", "text", "empty"])
+def test_fault_explicit_shapes(http: httpx2.Client, emulator: Emulator, shape: str) -> None:
+    emulator.add_fault(Fault(route="E1", status=503, shape=shape, message="down", code="c1"))  # type: ignore[arg-type]
+    resp = http.post(E1, json={"model": "dall-e-2", "prompt": "p"})
+    assert resp.status_code == 503
+    if shape == "openai":
+        assert error_of(resp)["message"] == "down" and error_of(resp)["code"] == "c1"
+    elif shape == "envelope":
+        assert envelope_error(resp) == "down"
+    elif shape == "text":
+        assert resp.text == "down" and resp.headers["content-type"].startswith("text/plain")
+    else:
+        assert resp.content == b""
+
+
+def test_fault_slow_read_timeout(emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E1", kind="slow", delay=0.5))
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(f"{emulator.base_url}{E1}", json={"model": "dall-e-2", "prompt": "p"},
+                    headers={"TT-API-KEY": KEY}, timeout=httpx2.Timeout(5, read=0.1))
+
+
+def test_fault_delay_then_answer(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E5", status=500, delay=0.05))
+    resp = http.post(E5, json={"jobId": "x"})
+    assert resp.status_code == 500 and envelope_error(resp)
+
+
+@pytest.mark.parametrize("route", ["E1", "download"])
+def test_fault_drop(http: httpx2.Client, emulator: Emulator, route: str) -> None:
+    body = {"model": "dall-e-2", "prompt": "p"}
+    if route == "download":
+        url = http.post(E1, json=body).json()["data"][0]["url"]
+    emulator.add_fault(Fault(route=route, kind="drop"))  # type: ignore[arg-type]
+    with pytest.raises(httpx2.RemoteProtocolError):
+        if route == "E1":
+            http.post(E1, json=body)
+        else:
+            http.get(url)
+    assert emulator.log[-1].fault == "drop"
+
+
+def test_fault_malformed_json(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E1", kind="malformed_json"))
+    resp = http.post(E1, json={"model": "gpt-image-1", "prompt": "p"})
+    assert resp.status_code == 200
+    with pytest.raises(ValueError):
+        json.loads(resp.content)
+
+
+def test_fault_truncated_b64(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E1", kind="truncated_b64"))
+    items = http.post(E1, json={"model": "gpt-image-1", "prompt": "p", "n": 2}).json()["data"]
+    assert decode(items[0]).size == (1024, 1024)
+    with pytest.raises(ValueError):
+        base64.b64decode(items[1]["b64_json"], validate=True)
+
+
+def test_fault_expired_url(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.add_fault(Fault(route="E1", kind="expired_url"))
+    body = {"model": "dall-e-2", "prompt": "p"}
+    url = http.post(E1, json=body).json()["data"][0]["url"]
+    assert http.get(url).status_code == 403
+    url = http.post(E1, json=body).json()["data"][0]["url"]
+    assert http.get(url).status_code == 200
+    emulator.add_fault(Fault(route="download", kind="expired_url"))
+    assert http.get(url).status_code == 403
+
+
+def test_fault_download_status(http: httpx2.Client, emulator: Emulator) -> None:
+    url = http.post(E1, json={"model": "dall-e-2", "prompt": "p"}).json()["data"][0]["url"]
+    emulator.add_fault(Fault(route="download", status=502))
+    assert http.get(url).status_code == 502
+    assert http.get(url).status_code == 200
+
+
+def test_fault_job_status(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.options.job_seconds = 60
+    job_id = submit(http)
+    emulator.add_fault(Fault(route="E5", job_status="FAILED"))
+    forced = http.post(E5, json={"jobId": job_id}).json()
+    assert (forced["status"], forced["data"]["quota"]) == ("FAILED", "0")
+    assert http.post(E5, json={"jobId": job_id}).json()["status"] == "FAILED"  # sticks
+
+
+def test_admin_routes(http: httpx2.Client, emulator: Emulator) -> None:
+    resp = http.post("/_emulator/faults", json={"route": "E1", "status": 500})
+    assert resp.status_code == 200
+    assert http.post(E1, json={"model": "dall-e-2", "prompt": "p"}).status_code == 500
+    assert http.post("/_emulator/faults", json={"route": "E9"}).status_code == 400
+    log = http.get("/_emulator/log").json()
+    assert [r["route"] for r in log] == ["admin", "E1", "admin"]
+    assert http.post("/_emulator/options", json={"job_seconds": 0.5}).json()["job_seconds"] == 0.5
+    assert http.delete("/_emulator/log").status_code == 200
+    assert [r.route for r in emulator.log] == ["admin"]
+    assert http.post("/_emulator/reset").status_code == 200
+    assert emulator.options.job_seconds == 3.0
+
+
+# -- request log ----------------------------------------------------------------------------
+
+
+def test_request_log_masks_keys(emulator: Emulator) -> None:
+    headers = {"TT-API-KEY": "sk-secret-1", "Authorization": "Bearer sk-secret-1"}
+    with httpx2.Client(base_url=str(emulator.base_url), headers=headers) as client:
+        client.post(E1, json={"model": "dall-e-2", "prompt": "p", "n": 2})
+        client.get(E5, params={"jobId": "nope"})
+    e1, e5 = emulator.api_requests()
+    assert (e1.method, e1.path, e1.route, e1.status) == ("POST", E1, "E1", 200)
+    assert e1.json == {"model": "dall-e-2", "prompt": "p", "n": 2}
+    assert e1.headers["tt-api-key"] == "***" and e1.headers["authorization"] == "Bearer ***"
+    assert (e5.query, e5.status, e5.json) == ({"jobId": "nope"}, 404, None)
+    assert "sk-secret-1" not in repr(emulator.log)
+    emulator.clear_log()
+    assert emulator.log == []

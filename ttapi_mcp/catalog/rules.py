@@ -1,7 +1,7 @@
-"""Per-model rules, in one table: the single source for validation and tool descriptions.
+"""Validation against the model table: every broken rule, reported at once.
 
 An invalid request costs the user a round trip at best and money at worst, so
-every rule TTAPI documents is checked here before anything is sent, and all
+every rule TTAPI documents is checked before anything is sent, and all
 violations are reported together so an agent can fix its call in one go.
 """
 
@@ -9,124 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from ttapi_mcp.catalog.models import MIB, MODELS, ModelSpec, Tool
 from ttapi_mcp.imagefacts import ACCEPTED_FORMATS_TEXT, ImageFacts
-
-MIB = 1024 * 1024
-Tool = Literal["generate", "edit"]
-
-# response_format: GPT models always answer base64; "b64_json" is tolerated, "url" refused.
-GPT_OPTIONS = frozenset({"background", "output_format", "output_compression", "response_format"})
-GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
-GPT_QUALITIES = ("auto", "low", "medium", "high")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What one model accepts. Options not listed in `*_options` are refused for it."""
-
-    name: str
-    family: Literal["gpt", "dall-e"]
-    beyond_seeds: bool
-    generate_prompt_max: int
-    edit_prompt_max: int | None  # None: the model cannot edit
-    n_max: int
-    sizes: tuple[str, ...] | None  # None: any WxH within `free_size` rules
-    default_size: str
-    qualities: tuple[str, ...]
-    generate_options: frozenset[str]
-    edit_options: frozenset[str] = frozenset()
-    response_formats: tuple[str, ...] = ()
-    edit_max_images: int = 0
-    edit_formats: tuple[str, ...] = ()
-    edit_max_bytes: int | None = None  # None: the configured max_input_bytes
-    edit_square_png: bool = False
-    notes: str = ""
-    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = False,
-         notes: str = "") -> ModelSpec:
-    edit_options = GPT_OPTIONS | ({"input_fidelity"} if fidelity else frozenset())
-    return ModelSpec(
-        name=name,
-        family="gpt",
-        beyond_seeds=beyond,
-        generate_prompt_max=32000,
-        edit_prompt_max=32000,
-        n_max=10,
-        sizes=None if free_size else GPT_SIZES,
-        default_size="auto",
-        qualities=GPT_QUALITIES,
-        generate_options=GPT_OPTIONS | {"moderation"},
-        edit_options=edit_options,
-        response_formats=("b64_json",),
-        edit_max_images=16,
-        edit_formats=("png", "jpeg", "webp"),
-        notes=notes,
-        values={
-            "background": ("transparent", "opaque", "auto"),
-            "output_format": ("png", "jpeg", "webp"),
-            "moderation": ("low", "auto"),
-            "input_fidelity": ("high", "low"),
-        },
-    )
-
-
-MODELS: dict[str, ModelSpec] = {
-    "gpt-image-1": _gpt(
-        "gpt-image-1", beyond=False,
-        notes="Best quality; slow at high quality (up to minutes). Always returns base64.",
-    ),
-    "gpt-image-1-mini": _gpt(
-        "gpt-image-1-mini", beyond=True, fidelity=False,
-        notes="Cheaper gpt-image-1; no input_fidelity. Beyond TTAPI's documented models.",
-    ),
-    "gpt-image-1.5": _gpt(
-        "gpt-image-1.5", beyond=True, notes="As gpt-image-1. Beyond TTAPI's documented models.",
-    ),
-    "gpt-image-2": _gpt(
-        "gpt-image-2", beyond=True, free_size=True,
-        notes="As gpt-image-1, but size is 'auto' or any WxH: both sides multiples of 16, "
-        "long/short <= 3, long side <= 3840, short side <= 2160. Beyond TTAPI's documented models.",
-    ),
-    "dall-e-2": ModelSpec(
-        name="dall-e-2",
-        family="dall-e",
-        beyond_seeds=False,
-        generate_prompt_max=1000,
-        edit_prompt_max=1000,
-        n_max=10,
-        sizes=("256x256", "512x512", "1024x1024"),
-        default_size="1024x1024",
-        qualities=("auto", "standard"),
-        generate_options=frozenset({"response_format"}),
-        edit_options=frozenset({"response_format"}),
-        response_formats=("url", "b64_json"),
-        edit_max_images=1,
-        edit_formats=("png",),
-        edit_max_bytes=4 * MIB,
-        edit_square_png=True,
-        notes="Cheap and fast; edits take exactly one square PNG under 4 MiB.",
-    ),
-    "dall-e-3": ModelSpec(
-        name="dall-e-3",
-        family="dall-e",
-        beyond_seeds=False,
-        generate_prompt_max=4000,
-        edit_prompt_max=None,
-        n_max=1,
-        sizes=("1024x1024", "1792x1024", "1024x1792"),
-        default_size="1024x1024",
-        qualities=("auto", "standard", "hd"),
-        generate_options=frozenset({"style", "response_format"}),
-        response_formats=("url", "b64_json"),
-        notes="Follows prompts closely and returns a revised_prompt; n must be 1; cannot edit.",
-        values={"style": ("vivid", "natural")},
-    ),
-}
 
 MASK_MAX_BYTES = 4 * MIB
 OPTIONAL_FIELDS = (
@@ -372,61 +259,3 @@ def _check_mask(mask: ImageFacts, first: ImageFacts, transparent: bool | None,
         out.append(Violation(
             "mask", "no transparent pixel",
             "mask has no fully transparent pixel; make the area to edit transparent (alpha 0)."))
-
-
-def upstream_options(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields to send: unset ones left out, and `quality: auto` dropped for DALL-E."""
-    spec = MODELS[params["model"]]
-    sent = {k: v for k, v in params.items() if v is not None}
-    if spec.family == "dall-e" and sent.get("quality") == "auto":
-        del sent["quality"]
-    if spec.family == "gpt":
-        sent.pop("response_format", None)
-    return sent
-
-
-def catalog_as_json() -> dict[str, Any]:
-    """The catalog for agents (the ttapi://models resource)."""
-    models = {}
-    for spec in MODELS.values():
-        models[spec.name] = {
-            "documented_by_ttapi": not spec.beyond_seeds,
-            "notes": spec.notes,
-            "generate": {
-                "prompt_max_chars": spec.generate_prompt_max,
-                "n": [1, spec.n_max],
-                "sizes": list(spec.sizes) if spec.sizes else "auto or WxH (see notes)",
-                "default_size": spec.default_size,
-                "qualities": list(spec.qualities),
-                "options": _options_json(spec, spec.generate_options),
-            },
-            "edit": None if spec.edit_prompt_max is None else {
-                "prompt_max_chars": spec.edit_prompt_max,
-                "images": [1, spec.edit_max_images],
-                "image_formats": list(spec.edit_formats),
-                "image_max_bytes": spec.edit_max_bytes or "max_input_bytes setting",
-                "square_png_only": spec.edit_square_png,
-                "options": _options_json(spec, spec.edit_options),
-            },
-        }
-    return {
-        "models": models,
-        "rules": [
-            "background 'transparent' needs output_format png or webp",
-            "output_compression below 100 needs output_format jpeg or webp",
-            "a mask is a PNG under 4 MiB with alpha, the size of the first image, and marks "
-            "the area to edit with fully transparent pixels",
-        ],
-    }
-
-
-def _options_json(spec: ModelSpec, options: frozenset[str]) -> dict[str, list[str]]:
-    return {o: list(_option_values(spec, o)) for o in sorted(options)}
-
-
-def _option_values(spec: ModelSpec, option: str) -> tuple[str, ...]:
-    if option == "output_compression":
-        return ("0-100",)
-    if option == "response_format":
-        return spec.response_formats
-    return spec.values.get(option, ())

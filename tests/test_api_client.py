@@ -369,6 +369,28 @@ async def test_499_and_502_are_retried_up_to_the_bound(emulator: Any, client: TT
 
 
 @pytest.mark.anyio
+async def test_total_time_budget_bounds_retries(emulator: Any) -> None:
+    emulator.add_fault(Fault(route="E1", status=503, count=3))
+    policy = RetryPolicy(base_delay=0.01, max_total_seconds=0.0)
+    async with TTAPIClient(emulator.base_url, CANARY, retry=policy) as api:
+        with pytest.raises(UpstreamServerError):
+            await api.generate(gen(model="gpt-image-1"))
+    assert len(emulator.api_requests("E1")) == 1
+
+
+@pytest.mark.anyio
+async def test_download_rate_limit_above_cap_fails_at_once(
+    emulator: Any, client: TTAPIClient, tmp_path: Path
+) -> None:
+    url = await _dalle_url(client)
+    emulator.add_fault(Fault(route="download", status=429, retry_after="600", count=3))
+    with pytest.raises(DownloadError) as info:
+        await client.download(url, tmp_path / "slow.png", 10_000_000)
+    assert info.value.status == 429 and "600 s" in str(info.value)
+    assert len(emulator.api_requests("download")) == 1
+
+
+@pytest.mark.anyio
 async def test_500_on_post_is_never_retried(emulator: Any, client: TTAPIClient) -> None:
     emulator.add_fault(Fault(route="E1", status=500, count=3))
     with pytest.raises(UpstreamServerError) as info:

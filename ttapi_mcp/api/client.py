@@ -213,13 +213,14 @@ class TTAPIClient:
                             hint=EXPIRED_HINT,
                         )
                     if not response.is_success:
+                        wait = self._wait_for(response)
                         failure = errors.DownloadError(
                             f"Downloading the result image from {host} failed" + _after(number),
                             status=status,
-                            hint="Try the download again soon, before the URL expires",
+                            hint=_download_hint(wait),
                         )
                         if status in _ALWAYS_RETRY or status >= 500:
-                            raise _Retryable(failure, self._wait_for(response))
+                            raise _Retryable(failure, wait)
                         raise failure
                     size = await save_stream(response, dest, max_bytes, host)
                     content_type = response.headers.get("Content-Type")
@@ -229,7 +230,7 @@ class TTAPIClient:
                     errors.DownloadError(
                         f"Downloading the result image from {host} failed{_after(number)} "
                         f"({type(exc).__name__}: {scrub(str(exc), self._key)})",
-                        hint="Try the download again soon, before the URL expires",
+                        hint=_download_hint(None),
                     )
                 ) from None
             media = content_type.split(";")[0].strip() if content_type else None
@@ -314,10 +315,9 @@ class TTAPIClient:
         failure = error_for_status(
             status, read_error(response.content, self._key), call, attempts=number, retry_after=wait
         )
-        retry = status in _ALWAYS_RETRY or (call.idempotent and status in _IDEMPOTENT_RETRY)
-        if not retry or (wait is not None and wait > self._retry.max_delay):
-            raise failure
-        raise _Retryable(failure, wait)
+        if status in _ALWAYS_RETRY or (call.idempotent and status in _IDEMPOTENT_RETRY):
+            raise _Retryable(failure, wait)
+        raise failure
 
     def _transport_failure(
         self, call: Call, exc: httpx2.HTTPError, number: int, read_timeout: float
@@ -366,6 +366,8 @@ class TTAPIClient:
                 if number >= self._retry.max_attempts:
                     raise retryable.error from None
                 wait = retryable.wait
+                if wait is not None and wait > self._retry.max_delay:
+                    raise retryable.error from None  # its text states the requested wait
                 delay = self._retry.backoff(number) if wait is None else wait
                 if time.monotonic() - started + delay > self._retry.max_total_seconds:
                     raise retryable.error from None
@@ -385,3 +387,8 @@ class TTAPIClient:
 
 def _after(number: int) -> str:
     return f" after {number} attempts" if number > 1 else ""
+
+
+def _download_hint(wait: float | None) -> str:
+    later = f"after the {wait:.0f} s the host asks for" if wait is not None else "soon"
+    return f"Try the download again {later}, before the URL expires (about 60 minutes)"

@@ -13,6 +13,8 @@ class TTAPIError(Exception):
 
     #: Whether the rendered text states the billing outcome (not meaningful for downloads).
     states_billing = True
+    #: Who answered: TTAPI's API, or (for downloads) whatever host serves the result URL.
+    answered_by = "TTAPI"
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class TTAPIError(Exception):
     def _upstream_text(self) -> str:
         if self.status is None and not self.upstream_message:
             return ""
-        text = "TTAPI answered"
+        text = f"{self.answered_by} answered"
         if self.status is not None:
             text += f" HTTP {self.status}"
         details = [f"code {self.code}"] if self.code else []
@@ -152,3 +154,4 @@ class DownloadError(TTAPIError):
     """
 
     states_billing = False
+    answered_by = "The image host"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -73,9 +74,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that stop reading (size cap, time-out) are expected here
+
+
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -205,3 +213,73 @@ def test_address_classifier_refuses(ip: str, reason: str) -> None:
 @pytest.mark.parametrize("ip", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
 def test_address_classifier_accepts_public(ip: str) -> None:
     assert address_refusal(ip) is None
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for the name 'localhost' only (no IP address in it)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext]]:
+    pytest.importorskip("cryptography")
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
+    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    Handler.requests = []
+    try:
+        yield httpd.server_address[1], ssl.create_default_context(cafile=str(cert))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.mark.anyio
+async def test_https_pinned_address_verifies_the_name(tls_server, tmp_path: Path) -> None:
+    port, client_ctx = tls_server
+    dest = tmp_path / "dl"
+    # connects to the resolved address, yet SNI and the certificate check use 'localhost'
+    path = await fetch(f"https://localhost:{port}/img.png", dest, ssl_context=client_ctx)
+    assert path.read_bytes() == PNG
+    assert Handler.requests == [f"localhost:{port} /img.png"]
+    # the certificate does not name 127.0.0.1, so the same server by address is refused
+    with pytest.raises(URLFetchError, match="could not fetch.*CERTIFICATE_VERIFY_FAILED"):
+        await fetch(f"https://127.0.0.1:{port}/img.png", dest, ssl_context=client_ctx)
+    assert [p for p in dest.iterdir()] == [path]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import ssl
 from pathlib import Path
 
 import anyio
@@ -42,6 +43,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ALLOW_HINT = "set allow_private_urls to true in the configuration to allow it"
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
+_MAX_ADDRESSES = 4
 
 
 class URLFetchError(ValueError):
@@ -98,8 +100,8 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-async def _checked_target(url: httpx2.URL, allow_private: bool) -> IPAddress:
-    """The address to connect to for ``url``, after every policy check on it."""
+async def _checked_targets(url: httpx2.URL, allow_private: bool) -> list[IPAddress]:
+    """The addresses to try for ``url`` (at most 4), after every policy check on them."""
     if url.scheme not in ("http", "https"):
         raise URLFetchError(
             f"refused URL {_short(str(url))!r}: only http and https URLs are accepted"
@@ -119,7 +121,7 @@ async def _checked_target(url: httpx2.URL, allow_private: bool) -> IPAddress:
                     f"refused URL {_short(str(url))!r}: host {host!r} resolves to {addr},"
                     f" a {reason} address; only public addresses are fetched ({_ALLOW_HINT})"
                 )
-    return addresses[0]
+    return addresses[:_MAX_ADDRESSES]
 
 
 def _pinned_request(client: httpx2.AsyncClient, url: httpx2.URL, ip: IPAddress) -> httpx2.Request:
@@ -143,17 +145,21 @@ async def fetch_url_to_file(
     timeout: float,
     allow_private: bool,
     max_redirects: int = 5,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Path:
     """Download ``url`` into a new temp file (``.*.tmp``) in ``dest_dir`` and return its path.
 
     The caller owns the file (rename it into place, or delete it). On any refusal or
     failure nothing is left behind. ``timeout`` bounds the whole fetch, redirects included.
+    ``ssl_context`` replaces the system trust store (for a private CA).
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / temp_filename(f"fetch-{new_short_id()}")
     try:
         with anyio.fail_after(timeout):
-            await _download(url, dest, max_bytes, timeout, allow_private, max_redirects)
+            await _download(
+                url, dest, max_bytes, timeout, allow_private, max_redirects, ssl_context
+            )
         facts = await anyio.to_thread.run_sync(sniff_file, dest)
         if facts.format is None:
             raise URLFetchError(
@@ -172,24 +178,28 @@ async def fetch_url_to_file(
 
 
 async def _download(
-    url: str, dest: Path, max_bytes: int, timeout: float, allow_private: bool, max_redirects: int
+    url: str,
+    dest: Path,
+    max_bytes: int,
+    timeout: float,
+    allow_private: bool,
+    max_redirects: int,
+    ssl_context: ssl.SSLContext | None,
 ) -> None:
     try:
         current = httpx2.URL(url)
     except (httpx2.InvalidURL, TypeError) as exc:
         raise URLFetchError(f"refused URL {_short(url)!r}: it is not a valid URL") from exc
     for _hop in range(max_redirects + 1):
-        ip = await _checked_target(current, allow_private)
+        addresses = await _checked_targets(current, allow_private)
         # A fresh client per hop: a pooled connection must never be reused for another name.
         async with httpx2.AsyncClient(
-            trust_env=False, follow_redirects=False, timeout=timeout
+            trust_env=False,
+            follow_redirects=False,
+            timeout=timeout,
+            verify=ssl_context if ssl_context is not None else True,
         ) as client:
-            try:
-                response = await client.send(_pinned_request(client, current, ip), stream=True)
-            except httpx2.HTTPError as exc:
-                raise URLFetchError(
-                    f"could not fetch {_short(str(current))!r}: {type(exc).__name__}"
-                ) from exc
+            response = await _send_first(client, current, addresses)
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     current = current.join(response.headers["location"])
@@ -203,6 +213,24 @@ async def _download(
             finally:
                 await response.aclose()
     raise URLFetchError(f"refused URL {_short(url)!r}: more than {max_redirects} redirects")
+
+
+async def _send_first(
+    client: httpx2.AsyncClient, url: httpx2.URL, addresses: list[IPAddress]
+) -> httpx2.Response:
+    """Send to the first validated address that accepts a connection (e.g. ::1 then 127.0.0.1)."""
+    for index, ip in enumerate(addresses):
+        try:
+            return await client.send(_pinned_request(client, url, ip), stream=True)
+        except httpx2.ConnectError as exc:
+            if index + 1 < len(addresses):
+                continue
+            error: httpx2.HTTPError = exc
+        except httpx2.HTTPError as exc:
+            error = exc
+        detail = f"{type(error).__name__}: {error}"[:200]
+        raise URLFetchError(f"could not fetch {_short(str(url))!r}: {detail}") from error
+    raise URLFetchError(f"could not fetch {_short(str(url))!r}: no address to connect to")
 
 
 async def _stream_to(response: httpx2.Response, dest: Path, max_bytes: int, url: str) -> None:

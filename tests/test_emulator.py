@@ -756,3 +756,10 @@ def test_request_log_masks_keys(emulator: Emulator) -> None:
     assert "sk-secret-1" not in repr(emulator.log)
     emulator.clear_log()
     assert emulator.log == []
+
+
+def test_latency_option_applies_to_api_routes(emulator: Emulator) -> None:
+    emulator.options.latency_seconds = 0.5
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(f"{emulator.base_url}{E4}", json={"prompt": "draw"},
+                    headers={"TT-API-KEY": KEY}, timeout=httpx2.Timeout(5, read=0.1))

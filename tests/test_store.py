@@ -310,3 +310,14 @@ def test_safe_child_refuses_escapes(tmp_path: Path) -> None:
         image_filename(0.0, "p", "../x", "png")
     with pytest.raises(ValueError):
         image_filename(0.0, "p", "abc", "png/../x")
+
+
+@pytest.mark.anyio
+async def test_cancelled_save_keeps_file_and_row_together(tmp_path: Path) -> None:
+    async with make_store(tmp_path) as store:
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # already cancelled when the save starts: it still completes whole
+            await store.save_image(image_bytes(), model="m", prompt="p", parameters={})
+        report = await store.consistency_report()
+        assert report.ok
+        assert await store.count_images() == len(visible_files(store.output_dir)) == 1

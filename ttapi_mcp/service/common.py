@@ -75,10 +75,16 @@ def image_uri(image_id: str) -> str:
 
 def violations_error(violations: list[Violation], others: Sequence[str] = ()) -> ServiceError:
     """All broken rules in one message, so the caller fixes its call in one go."""
-    lines = [f"- {o}" for o in others] + [f"- {v}" for v in violations]
+    lines = [f"- {o}" for o in others] + [f"- {_named(v)}" for v in violations]
     head = "The request was not sent (nothing was billed): "
     head += "1 problem." if len(lines) == 1 else f"{len(lines)} problems."
     return ServiceError("\n".join([head, *lines]))
+
+
+def _named(violation: Violation) -> str:
+    """The message, led by the parameter's name unless it already starts with it."""
+    text = str(violation)
+    return text if text.startswith(violation.param) else f"{violation.param}: {text}"
 
 
 def upstream_error(exc: TTAPIError) -> ServiceError:

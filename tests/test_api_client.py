@@ -579,6 +579,10 @@ async def test_logs_method_path_status_attempt_without_key(
 CALL = Call(route="E4", action="test", api_key=CANARY)
 
 
+def test_call_repr_hides_the_key() -> None:
+    assert CANARY not in repr(CALL)
+
+
 def test_job_id_falls_back_to_snake_case() -> None:
     body = {"status": "SUCCESS", "message": "success", "data": {"job_id": "abc-123"}}
     assert parse_job_id(body, CALL) == "abc-123"

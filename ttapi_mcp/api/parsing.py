@@ -8,7 +8,7 @@ even on HTTP 200), then anything else (shape C: text, HTML, empty, truncated).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ class Call:
 
     route: str  # E1..E5
     action: str  # e.g. "image generation"
-    api_key: str
+    api_key: str = field(repr=False)
 
     @property
     def idempotent(self) -> bool:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import make_server_settings, mcp_client
+
 from ttapi_mcp.emulator import Emulator, Fault
 
 pytestmark = pytest.mark.anyio

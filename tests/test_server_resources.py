@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import mcp_client
+
 from ttapi_mcp.emulator import Emulator
 from ttapi_mcp.server import resources
 

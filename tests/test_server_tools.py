@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CANARY_KEY, make_server_settings, mcp_client
 from PIL import Image
 
-from conftest import CANARY_KEY, make_server_settings, mcp_client
 from ttapi_mcp.emulator import Emulator, Fault
 
 pytestmark = pytest.mark.anyio

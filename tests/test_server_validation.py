@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import mcp_client
 from PIL import Image
 
-from conftest import mcp_client
 from ttapi_mcp.emulator import Emulator
 
 pytestmark = pytest.mark.anyio

@@ -763,3 +763,16 @@ def test_latency_option_applies_to_api_routes(emulator: Emulator) -> None:
     with pytest.raises(httpx2.ReadTimeout):
         httpx2.post(f"{emulator.base_url}{E4}", json={"prompt": "draw"},
                     headers={"TT-API-KEY": KEY}, timeout=httpx2.Timeout(5, read=0.1))
+
+
+def test_photo_sized_option_renders_result_sized_images(
+    emulator: Emulator, http: httpx2.Client
+) -> None:
+    body = {"model": "gpt-image-1", "prompt": "a lighthouse", "size": "1024x1024"}
+    flat = base64.b64decode(http.post(E1, json=body).json()["data"][0]["b64_json"])
+    emulator.options.photo_sized = True
+    item = http.post(E1, json=body).json()["data"][0]
+    photo = base64.b64decode(item["b64_json"])
+    assert len(photo) > 1_000_000 > 100_000 > len(flat)
+    assert decode(item).size == (1024, 1024)
+    assert base64.b64decode(http.post(E1, json=body).json()["data"][0]["b64_json"]) == photo

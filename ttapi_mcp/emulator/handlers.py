@@ -50,7 +50,8 @@ async def images_response(
     specs = [RenderSpec(prompt=params.prompt, model=label, width=width, height=height,
                         output_format=params.output_format,
                         transparent=params.background == "transparent",
-                        compression=params.output_compression, index=i + 1, count=params.n)
+                        compression=params.output_compression, index=i + 1, count=params.n,
+                        texture=em.options.photo_sized)
              for i in range(params.n)]
     expired = fault is not None and fault.kind == "expired_url"
     items: list[dict[str, Any]] = []

@@ -34,6 +34,8 @@ class EmulatorOptions(BaseModel):
     gpt_url_form: bool = False
     # Added to every API route (E1-E5), not to downloads or admin routes.
     latency_seconds: float = Field(default=0.0, ge=0)
+    # Noisy images about as large as real results (~2.4 MB PNG at 1024x1024), for benchmarks.
+    photo_sized: bool = False
     hook_timeout: float = Field(default=10.0, gt=0)
     # Strict upper bounds in bytes for edit uploads (§8).
     max_gpt_image_bytes: int = Field(default=25 * MIB, gt=0)

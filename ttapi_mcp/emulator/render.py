@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import textwrap
 import threading
 from collections import OrderedDict
@@ -36,6 +37,11 @@ class RenderSpec:
     compression: int = 100
     index: int = 1
     count: int = 1
+    # Blend in deterministic noise so PNGs are as large as real results (benchmarks).
+    texture: bool = False
+
+
+_TEXTURE_ALPHA = 0.15
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -75,7 +81,18 @@ def _draw(spec: RenderSpec) -> Image.Image:
     for line in lines:
         draw.text((x, y), line, fill=(255, 255, 255, 255), font=font)
         y += int(size * 1.3)
-    return im
+    return _textured(im, spec) if spec.texture else im
+
+
+def _textured(im: Image.Image, spec: RenderSpec) -> Image.Image:
+    """Noise under the text: flat fills compress to ~30 KB, real results weigh megabytes."""
+    w, h = im.size
+    seed = int.from_bytes(hashlib.sha256(f"{spec.prompt}\n{spec.index}".encode()).digest()[:8])
+    noise = Image.frombytes("RGB", (w, h), random.Random(seed).randbytes(w * h * 3))
+    blended = Image.blend(im.convert("RGB"), noise, _TEXTURE_ALPHA)
+    if im.mode == "RGBA":
+        blended.putalpha(im.getchannel("A"))
+    return blended
 
 
 def _encode(im: Image.Image, spec: RenderSpec) -> bytes:
@@ -93,7 +110,7 @@ def _encode(im: Image.Image, spec: RenderSpec) -> bytes:
 def render(spec: RenderSpec) -> bytes:
     """Encoded image bytes for a spec; identical specs return identical bytes."""
     key = (spec.prompt, spec.model, spec.width, spec.height, spec.output_format,
-           spec.transparent, spec.compression, spec.index, spec.count)
+           spec.transparent, spec.compression, spec.index, spec.count, spec.texture)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)

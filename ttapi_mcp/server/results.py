@@ -1,7 +1,7 @@
-"""What every tool returns: one structured model plus MCP content blocks.
+"""How a tool result is shown over MCP: structured content plus content blocks.
 
-The structured model becomes the tool's ``outputSchema`` and ``structuredContent``;
-the content blocks serve clients that only read ``content``: a one-paragraph
+The structured model (service/results.py) becomes the tool's ``outputSchema`` and
+``structuredContent``; the content blocks serve clients that only read ``content``: a one-paragraph
 summary, a ``resource_link`` per saved image and, per the ``preview`` setting, a
 small thumbnail (never the full image unless asked, because clients cap result size).
 """
@@ -10,76 +10,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
 
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
-from pydantic import BaseModel, Field
 
 from ttapi_mcp.previews import make_preview, read_full
+from ttapi_mcp.service.results import ImageToolResult, PreviewMode, SavedImage
 
 log = logging.getLogger(__name__)
-
-PreviewMode = Literal["thumbnail", "full", "none"]
-Status = Literal["completed", "partial", "pending", "failed"]
-
-
-class SavedImage(BaseModel):
-    """One image saved on this machine."""
-
-    index: int = Field(description="Position of the image in the upstream answer (0-based).")
-    id: str = Field(description="Image id in this server's store.")
-    path: str = Field(description="Absolute path of the saved file.")
-    uri: str = Field(description="MCP resource URI, usable as an edit_image input.")
-    mime: str = Field(description="MIME type sniffed from the bytes.")
-    width: int | None = None
-    height: int | None = None
-    bytes: int = Field(description="File size in bytes.")
-    source_url: str | None = Field(
-        default=None, description="Upstream URL the image was downloaded from, if any."
-    )
-    url_expires_at: str | None = Field(
-        default=None, description="When source_url stops working (ISO 8601, UTC), if known."
-    )
-    revised_prompt: str | None = Field(
-        default=None, description="The prompt as rewritten upstream, if it was."
-    )
-
-
-class MissingImage(BaseModel):
-    """An image that was paid for but could not be decoded or downloaded."""
-
-    index: int
-    error: str
-
-
-class NextCall(BaseModel):
-    """The exact tool call to make next (for pending jobs)."""
-
-    tool: str
-    arguments: dict[str, Any]
-
-
-class ImageToolResult(BaseModel):
-    """Structured result shared by generate_image, edit_image, gpt4o_image and fetch_job."""
-
-    status: Status = Field(
-        description=(
-            "completed: all images saved; partial: some images missing (see missing); "
-            "pending: job still running, call next_call; failed: the job failed (see message)."
-        )
-    )
-    model: str
-    parameters: dict[str, Any] = Field(
-        default_factory=dict, description="The effective parameters sent upstream."
-    )
-    images: list[SavedImage] = Field(default_factory=list)
-    missing: list[MissingImage] = Field(default_factory=list)
-    usage: dict[str, Any] | None = Field(default=None, description="Token usage (GPT models).")
-    quota: float | None = Field(default=None, description="Quota charged (GPT-4o image jobs).")
-    job_id: str | None = None
-    job_status: str | None = Field(default=None, description="Upstream job status, if a job.")
-    message: str | None = None
-    next_call: NextCall | None = None
 
 
 def summary_text(result: ImageToolResult) -> str:

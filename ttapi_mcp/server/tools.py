@@ -18,7 +18,7 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ttapi_mcp.catalog import MODELS
-from ttapi_mcp.server.results import ImageToolResult, PreviewMode, to_call_result
+from ttapi_mcp.server.results import to_call_result
 from ttapi_mcp.service import (
     ProgressFn,
     ServiceError,
@@ -28,6 +28,7 @@ from ttapi_mcp.service import (
     generate_image,
     submit_gpt4o,
 )
+from ttapi_mcp.service.results import ImageToolResult, PreviewMode
 
 GenerateModel = Literal[
     "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"

@@ -23,8 +23,9 @@ from ttapi_mcp.api import ImagesResponse, TTAPIClient, TTAPIError
 from ttapi_mcp.catalog import Violation
 from ttapi_mcp.config import Settings
 from ttapi_mcp.filenames import safe_child, temp_filename
-from ttapi_mcp.server.results import MissingImage, SavedImage
 from ttapi_mcp.store import ImageStore, StoredImage, StoreError
+
+from .results import MissingImage, SavedImage
 
 log = logging.getLogger("ttapi_mcp.service")
 

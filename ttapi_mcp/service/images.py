@@ -18,7 +18,6 @@ from ttapi_mcp.api import (
     TTAPIError,
 )
 from ttapi_mcp.catalog import upstream_options, validate_generation
-from ttapi_mcp.server.results import ImageToolResult
 
 from .common import (
     ProgressFn,
@@ -32,6 +31,7 @@ from .common import (
     violations_error,
 )
 from .inputs import check_edit, resolve_edit_inputs
+from .results import ImageToolResult
 
 log = logging.getLogger("ttapi_mcp.service")
 

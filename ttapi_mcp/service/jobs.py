@@ -18,7 +18,6 @@ import anyio
 
 from ttapi_mcp.api import FourOJob, FourOSubmitRequest, TTAPIError
 from ttapi_mcp.api.errors import NotFoundError
-from ttapi_mcp.server.results import ImageToolResult, NextCall, SavedImage
 from ttapi_mcp.store import JobRecord
 
 from .common import (
@@ -31,6 +30,7 @@ from .common import (
     to_saved,
     upstream_error,
 )
+from .results import ImageToolResult, NextCall, SavedImage
 
 log = logging.getLogger("ttapi_mcp.service")
 

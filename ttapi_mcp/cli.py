@@ -1,4 +1,4 @@
-"""The `ttapi-mcp` command: serve, demo, emulator.
+"""The `ttapi-mcp` command: serve, demo, emulator, doctor.
 
 Heavy modules (the server, Pillow, the emulator) are imported inside each
 command, so `--help` and a stdio start stay fast.
@@ -23,6 +23,7 @@ examples:
   ttapi-mcp serve --base-url https://api.ttapi.org   TTAPI's gateway for slow gpt-image-1 calls
   ttapi-mcp emulator --port 9000                 run the TTAPI emulator for your own experiments
   ttapi-mcp serve --set wait_budget_seconds=40   any configuration key, from the command line
+  ttapi-mcp doctor --fix                         check key, network, folder and store; repair
 
 configuration: defaults < JSON file (--config or TTAPI_MCP_CONFIG) < environment (TTAPI_<KEY>)
 < command-line flags. See config.example.json for every key.
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("prompt", nargs="?", help="what to draw")
     _add_settings_flags(demo)
 
+    doctor = commands.add_parser(
+        "doctor", help="check configuration, key, network, output folder and store")
+    doctor.add_argument("--fix", action="store_true",
+                        help="remove stale temporary files, record image files that have no "
+                        "record, drop records of deleted files (never deletes an image)")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_settings_flags(doctor)
+
     emulator = commands.add_parser("emulator", help="run the TTAPI emulator (for tests and demos)")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=9000)
@@ -89,7 +98,9 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return values
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(
+    args: argparse.Namespace, origins: dict[str, str] | None = None
+) -> Settings:
     overrides = _parse_set(args.set)
     for key in ("base_url", "output_dir", "database_path", "preview", "log_level"):
         overrides[key] = getattr(args, key)
@@ -97,7 +108,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         overrides["http_host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["http_port"] = args.port
-    return load_settings(args.config, overrides=overrides)
+    return load_settings(args.config, overrides=overrides, origins=origins)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_keys=args.api_key, job_seconds=args.job_seconds, url_ttl_seconds=args.url_ttl)
         run_emulator(args.host, args.port, options)
         return 0
+    if args.command == "doctor":
+        from ttapi_mcp.doctor import run_doctor
+
+        return run_doctor(lambda origins: settings_from_args(args, origins),
+                          fix=args.fix, as_json=args.json)
     try:
         settings = settings_from_args(args)
         settings.prepare_dirs()

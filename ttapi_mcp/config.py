@@ -163,11 +163,16 @@ def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    origins: dict[str, str] | None = None,
 ) -> Settings:
-    """Build Settings: defaults < JSON file < TTAPI_* environment < overrides (CLI flags)."""
+    """Build Settings: defaults < JSON file < TTAPI_* environment < overrides (CLI flags).
+
+    ``origins``, when given, is filled with where each non-default value came from, so
+    ``doctor`` can tell a user which file, variable or flag to change.
+    """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    origin: dict[str, str] = {}
+    origin: dict[str, str] = {} if origins is None else origins
     fields = Settings.model_fields
 
     file_name = config_path or env.get(CONFIG_ENV_VAR)

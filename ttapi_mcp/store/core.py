@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +35,13 @@ import anyio
 import anyio.to_thread
 
 from ..filenames import image_filename, new_short_id, safe_child
-from ..imagefacts import ACCEPTED_FORMATS_TEXT, HEAD_BYTES, ImageFacts, sniff_bytes
+from ..imagefacts import (
+    ACCEPTED_FORMATS_TEXT,
+    HEAD_BYTES,
+    ImageFacts,
+    sniff_bytes,
+    sniff_file,
+)
 from . import files
 from .db import Database, dumps
 from .models import ConsistencyReport, StoredImage, StoreError, scrub_secrets
@@ -265,6 +272,53 @@ class ImageStore(RecordsMixin):
             )
 
         return await anyio.to_thread.run_sync(scan)
+
+    async def record_existing_file(self, path: Path) -> StoredImage | None:
+        """Record an image of the output folder that has no row; the file stays as it is.
+
+        A crash between the rename and the INSERT leaves such a file: it may have cost
+        money, so it is adopted, never deleted. The id in its name is reused when free.
+        Returns None when the file already has a row (so a repair can run twice).
+        Raises StoreError for a file outside the folder or one that is not an image.
+        """
+        file = Path(path).resolve()
+        if file.parent != self.output_dir or not file.is_file():
+            raise StoreError(f"can only record files directly inside {self.output_dir}: {file}")
+        facts = await anyio.to_thread.run_sync(sniff_file, file)
+        _require_image(facts, f"the file {file.name}")
+        sha256 = await anyio.to_thread.run_sync(files.sha256_file, file)
+        found = _ID_IN_NAME.search(file.name)
+        wanted = found.group(1) if found else ""
+        image_id = wanted if wanted and await self.get_image(wanted) is None else new_short_id()
+        image = StoredImage(
+            id=image_id, path=file, sha256=sha256, bytes=facts.bytes, mime=facts.mime or "",
+            width=facts.width, height=facts.height, parameters={"recovered": True},
+            created_at=file.stat().st_mtime,
+        )
+        sql = (
+            f"INSERT INTO images ({_IMAGE_COLUMNS}) SELECT {', '.join('?' * 16)}"
+            " WHERE NOT EXISTS (SELECT 1 FROM images WHERE path = ?)"
+        )
+        row = (image_id, str(file), sha256, facts.bytes, facts.mime or "", facts.width,
+               facts.height, None, None, dumps(image.parameters), None, None, None, None, None,
+               image.created_at, str(file))
+        inserted = await self._db.run(lambda c: c.execute(sql, row).rowcount)
+        return image if inserted else None
+
+    async def forget_images(self, image_ids: list[str]) -> int:
+        """Delete the rows of images whose files are gone; returns how many were deleted.
+
+        Only rows whose file is still missing go (checked again here), so an image that
+        reappeared meanwhile keeps its record. The request log keeps the history.
+        """
+        gone = [i for i in image_ids if (im := await self.get_image(i)) and not im.path.is_file()]
+        if not gone:
+            return 0
+        sql = f"DELETE FROM images WHERE id IN ({', '.join('?' * len(gone))})"
+        return int(await self._db.run(lambda c: c.execute(sql, gone).rowcount))
+
+
+_ID_IN_NAME = re.compile(r"_([a-z0-9]{12})\.[a-z0-9]{1,8}$")
 
 
 def _require_image(facts: ImageFacts, what: str) -> None:

@@ -67,6 +67,15 @@ def adopt(
     return final, digest.hexdigest(), facts
 
 
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in chunks (images can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _pid_alive(pid: int) -> bool:
     if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT there
         return True

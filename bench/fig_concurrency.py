@@ -1,0 +1,65 @@
+"""Figure 3: 16 simultaneous generate_image calls over streamable HTTP, 1 s upstream latency.
+
+If nothing in the server serialises them, all 16 wait on the emulator together and the
+batch takes about as long as one call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+
+from fig_calls import gpt_body
+from harness import EmulatorProcess, Plan, Row, check_result, http_server, median, server_env
+
+CALLS = 16
+LATENCY = 1.0
+
+
+def concurrency_env(emulator: EmulatorProcess, work: Path) -> tuple[dict[str, str], str]:
+    """Server environment with the concurrency cap raised, when the setting exists."""
+    from ttapi_mcp.config import Settings
+
+    extra: dict[str, str] = {}
+    note = ""
+    if "max_concurrent_requests" in Settings.model_fields:
+        extra["TTAPI_MAX_CONCURRENT_REQUESTS"] = str(CALLS)
+    else:
+        note = "no max_concurrent_requests setting yet (no cap to raise)"
+    return server_env(emulator, work, **extra), note
+
+
+async def concurrency(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Row]:
+    from mcp import Client
+
+    env, note = concurrency_env(emulator, work / "concurrency")
+    args = {**gpt_body(1, "1024x1024"), "preview": "thumbnail"}
+    with http_server(env) as url:
+        async with Client(url, read_timeout_seconds=120) as client:
+            check_result(await client.call_tool("generate_image", args))  # warm-up
+            emulator.set_options(latency_seconds=LATENCY)
+            try:
+                single: list[float] = []
+                batch: list[float] = []
+                for _ in range(max(1, plan.reps // 3)):
+                    started = time.perf_counter()
+                    check_result(await client.call_tool("generate_image", args))
+                    single.append(time.perf_counter() - started)
+
+                    async def one() -> None:
+                        check_result(await client.call_tool("generate_image", args))
+
+                    started = time.perf_counter()
+                    async with anyio.create_task_group() as group:
+                        for _ in range(CALLS):
+                            group.start_soon(one)
+                    batch.append(time.perf_counter() - started)
+            finally:
+                emulator.set_options(latency_seconds=0.0)
+                emulator.clear_log()
+    ratio = median(batch) / median(single)
+    return [Row(f"3. {CALLS} concurrent calls, {LATENCY:g} s latency (HTTP)",
+                f"{median(batch):.2f} s", f"{median(single):.2f} s one call", ratio,
+                "<= 1.25x", ratio <= 1.25, note)]

@@ -84,12 +84,24 @@ class TTAPIClient:
         self._key = api_key
         self._timeouts = timeouts
         self._retry = retry
-        self._http = httpx2.AsyncClient(
-            base_url=self._base_url,
-            headers={"Accept": "application/json", "User-Agent": "ttapi-mcp"},
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._client: httpx2.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        """The connection pool, built on first use.
+
+        Building it loads the TLS trust store (0.1-0.2 s), which would otherwise delay every
+        server start; the first image call takes seconds upstream anyway.
+        """
+        if self._client is None:
+            self._client = httpx2.AsyncClient(
+                base_url=self._base_url,
+                headers={"Accept": "application/json", "User-Agent": "ttapi-mcp"},
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._client
 
     def __repr__(self) -> str:
         return f"TTAPIClient(base_url={self._base_url!r})"
@@ -106,8 +118,9 @@ class TTAPIClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pool (if it was ever opened)."""
+        if self._client is not None:
+            await self._client.aclose()
 
     # -- routes ---------------------------------------------------------------------------
 

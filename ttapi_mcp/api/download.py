@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import httpx2
 
+from ..filenames import temp_filename
 from .errors import DownloadError
 
 CHUNK = 64 * 1024
@@ -26,16 +26,17 @@ async def save_stream(response: httpx2.Response, dest: Path, max_bytes: int, hos
     """Write the body to `dest` via a temp file in the same folder; returns the byte count.
 
     The temp file is removed on any failure, so no half-written image is ever left behind.
+    It is named like every temp file of the output folder (``.<name>.<pid>.tmp``), so if
+    the process is killed mid-download, the next start (or ``doctor --fix``) removes it.
     """
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large(host, max_bytes)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    tmp = dest.parent / temp_filename(dest.name)
     try:
         written = 0
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "xb") as out:
             async for chunk in response.aiter_bytes(CHUNK):
                 written += len(chunk)
                 if written > max_bytes:

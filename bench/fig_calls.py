@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-
 from harness import (
     KEY,
     EmulatorProcess,

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import anyio
-
 from fig_calls import gpt_body
 from harness import EmulatorProcess, Plan, Row, check_result, http_server, median, server_env
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import anyio
-
 from harness import EmulatorProcess, Plan, Row, median, server_env, stdio_session, timed
 
 

@@ -13,6 +13,7 @@ import base64
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 
@@ -33,13 +34,29 @@ class Preview:
     height: int
 
 
+def _shrink(image: Any, edge: int) -> Any:
+    """A new image whose long edge is at most ``edge``.
+
+    A box reduce by the integer factor first, then Lanczos on what remains: several times
+    faster than Lanczos over the full image, and no different at thumbnail size.
+    """
+    from PIL import Image
+
+    width, height = image.size
+    scale = edge / max(width, height)
+    if scale >= 1:
+        return image.copy()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=1.0)
+
+
 def _encode(image: object, fmt: str, quality: int) -> bytes:
     from PIL import Image
 
     assert isinstance(image, Image.Image)
     buf = io.BytesIO()
     if fmt == "WEBP":
-        image.save(buf, format="WEBP", quality=quality, method=4)
+        image.save(buf, format="WEBP", quality=quality, method=1)
     else:
         image.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
     return buf.getvalue()
@@ -68,12 +85,14 @@ def thumbnail_sync(
     with opened:
         fmt = "WEBP" if _webp_available() else "JPEG"
         mime = "image/webp" if fmt == "WEBP" else "image/jpeg"
-        base = opened.convert("RGBA") if fmt == "WEBP" else opened.convert("RGB")
+        alpha = fmt == "WEBP" and (opened.mode in ("RGBA", "LA", "PA") or "transparency"
+                                   in opened.info)
+        mode = "RGBA" if alpha else "RGB"
+        base = opened if opened.mode == mode else opened.convert(mode)
     edge = max(_MIN_EDGE, max_edge)
     last: bytes = b""
     while True:
-        image = base.copy()
-        image.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        image = _shrink(base, edge)
         for quality in _QUALITIES:
             last = _encode(image, fmt, quality)
             if _b64_len(len(last)) <= max_b64_bytes:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -128,6 +128,10 @@ class Emulator:
                 response = await self._handle(request, record)
             except ApiError as err:
                 response = error_response(err, family_of(path))
+            except ClientDisconnect:
+                # The client gave up (e.g. its read time-out) before the body was read; the
+                # request still counts, so retry tests can see it. 499: nginx's "client closed".
+                response = Response(status_code=499)
         record.status = response.status_code
         self._record(record)
         return response

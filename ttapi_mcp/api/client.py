@@ -350,7 +350,7 @@ class TTAPIClient:
                 hint="Check base_url",
             )
         if isinstance(exc, httpx2.TimeoutException):
-            what = f"No response from TTAPI within {read_timeout:.0f} s for the {call.action}"
+            what = f"No response from TTAPI within {read_timeout:g} s for the {call.action}"
         else:
             what = (
                 f"The connection to TTAPI broke before the {call.action} response was complete"

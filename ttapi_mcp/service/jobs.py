@@ -161,12 +161,25 @@ async def _fetch_once(services: Services, job_id: str) -> FourOJob:
             "gpt4o_image (a UUID)."
         ) from None
     except TTAPIError as exc:
-        raise upstream_error(exc) from None
+        raise ServiceError(_fetch_failed(job_id, exc)) from None
     await services.store.upsert_job(
         job_id, "4o", job.prompt, job.status, message=job.message,
         upstream=job.model_dump(mode="json", by_alias=True),
     )
     return job
+
+
+def _fetch_failed(job_id: str, exc: TTAPIError) -> str:
+    """A failed status check must not read as a failed (or unbilled) job.
+
+    The job was submitted and may still finish and be billed; an agent told only that
+    "nothing was billed" would submit it again and pay twice.
+    """
+    return (
+        f"{exc} Only the status check failed: job {job_id} itself is not lost; it keeps "
+        "running upstream (and is billed if it succeeds). Do not submit it again: call "
+        f"fetch_job(job_id={job_id!r}, wait=true) to check it again."
+    )
 
 
 async def _wait(

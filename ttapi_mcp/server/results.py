@@ -29,7 +29,13 @@ def summary_text(result: ImageToolResult) -> str:
             parts.append(f"Call {result.next_call.tool}({args}) to get the image.")
         return " ".join(parts)
     if result.status == "failed":
-        return f"Job {result.job_id} failed: {result.message or 'no reason given'}."
+        # The advice matters: an agent that only reads "failed" tends to poll it again.
+        reason = (result.message or "no reason given").rstrip(". ")
+        return (
+            f"Job {result.job_id} failed: {reason}. It is "
+            "finished and will not produce an image; change what the reason points at "
+            "(prompt, reference images) and submit a new call."
+        )
     count = len(result.images)
     parts.append(f"Saved {count} image{'s' if count != 1 else ''} from {result.model}.")
     for image in result.images:

@@ -111,9 +111,11 @@ async def _finish(
     error = "; ".join(m.error for m in missing) or None
     await services.store.finish_request(request_id, status, usage=usage, error=error)
     if not saved:
+        detail = (error or "the answer held no image").rstrip(". ")
         raise ServiceError(
             "TTAPI answered (and the request was probably billed), but no image could be "
-            f"saved: {error}"
+            f"saved: {detail}. Running the same call again will be billed again; check "
+            "the TTAPI dashboard or usage first."
         )
     effective = dict(ctx.parameters)
     for key in ("size", "quality", "background", "output_format"):

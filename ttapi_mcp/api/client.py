@@ -40,6 +40,7 @@ from .parsing import (
     error_for_status,
     find_failure,
     load_json,
+    load_json_releasing,
     maybe_done_hint,
     parse_images,
     parse_job,
@@ -289,6 +290,7 @@ class TTAPIClient:
 
         async def attempt(number: int) -> Any:
             started = time.monotonic()
+            body: bytearray | None = None
             try:
                 with ExitStack() as stack:
                     if form is not None:
@@ -301,32 +303,58 @@ class TTAPIClient:
                             timeout=timeout,
                         )
                     else:
-                        response = await self._http.request(
-                            method,
-                            path,
-                            content=content,
-                            params=params,
-                            headers=headers,
+                        response, body = await self._receive(
+                            method, path, content=content, params=params, headers=headers,
                             timeout=timeout,
                         )
             except httpx2.HTTPError as exc:
                 self._log(method, path, type(exc).__name__, number, started)
                 raise self._transport_failure(call, exc, number, read_timeout) from None
             self._log(method, path, response.status_code, number, started)
-            return self._answer(call, response, number)
+            return self._answer(call, response, number, body)
 
         return await self._retrying(attempt)
 
-    def _answer(self, call: Call, response: httpx2.Response, number: int) -> Any:
+    async def _receive(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None,
+        params: dict[str, str] | None,
+        headers: dict[str, str],
+        timeout: httpx2.Timeout,
+    ) -> tuple[httpx2.Response, bytearray]:
+        """Send a request and read its answer into one buffer that can be freed in place.
+
+        Answers carry images as base64 (tens of MB for ten images); read through
+        ``response.content`` the raw bytes would live as long as the response, so raw bytes,
+        text and parsed JSON would all be held at once. See :func:`load_json_releasing`.
+        """
+        async with self._http.stream(
+            method, path, content=content, params=params, headers=headers, timeout=timeout
+        ) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+        return response, body
+
+    def _answer(
+        self, call: Call, response: httpx2.Response, number: int, body: bytearray | None = None
+    ) -> Any:
         status = response.status_code
         if response.is_success:
-            payload = load_json(response.content)
+            payload = load_json(response.content) if body is None else load_json_releasing(body)
             if payload is NOT_JSON:
                 raise protocol_error(call, f"HTTP {status} with a body that is not JSON")
             return payload
         wait = self._wait_for(response)
         failure = error_for_status(
-            status, read_error(response.content, self._key), call, attempts=number, retry_after=wait
+            status,
+            read_error(response.content if body is None else bytes(body), self._key),
+            call,
+            attempts=number,
+            retry_after=wait,
         )
         if status in _ALWAYS_RETRY or (call.idempotent and status in _IDEMPOTENT_RETRY):
             raise _Retryable(failure, wait)

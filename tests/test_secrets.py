@@ -1,0 +1,209 @@
+"""Secret hygiene: a canary key appears nowhere the product writes or answers.
+
+The key is random per run, so no fixture or constant elsewhere can mask a leak. A real
+stdio server is driven through every tool (successes and failures, including upstream
+errors that echo the key), every resource and every prompt; then its stderr at DEBUG,
+its database (with WAL) and every file it wrote are searched. The CLI's help and doctor
+output are searched too; doctor must show the key masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import make_server_settings, mcp_client
+from pydantic import SecretStr
+
+from ttapi_mcp.config import mask_secret
+from ttapi_mcp.emulator import Emulator, Fault
+
+ROOT = Path(__file__).resolve().parents[1]
+CANARY = f"sk-canary-{secrets.token_hex(12)}"
+
+
+def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
+    env.update({
+        "PYTHONPATH": str(ROOT), "TTAPI_BASE_URL": str(emulator.base_url),
+        "TTAPI_API_KEY": CANARY, "TTAPI_OUTPUT_DIR": str(tmp_path / "out"),
+        "TTAPI_DATABASE_PATH": str(tmp_path / "db" / "store.sqlite3"),
+        "TTAPI_LOG_LEVEL": "DEBUG", "TTAPI_POLL_FIRST_DELAY": "0.05",
+        "TTAPI_POLL_INTERVAL": "0.05", "TTAPI_RETRY_BASE_DELAY": "0.01",
+        "TTAPI_RETRY_MAX_DELAY": "0.05", "TTAPI_WAIT_BUDGET_SECONDS": "10",
+    })
+    return env
+
+
+def _files_containing_canary(root: Path) -> list[str]:
+    needle = CANARY.encode()
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def _echo_faults(status: int = 400) -> list[Fault]:
+    """Upstream errors whose message and code repeat the key, on every route we call."""
+    return [Fault(route=route, status=status, message=f"bad key {CANARY}", code=CANARY)  # type: ignore[arg-type]
+            for route in ("E1", "E2", "E4", "E5")]
+
+
+async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, Any]:
+    """Every tool, resource and prompt; each answer's full JSON is appended to ``seen``."""
+
+    async def call(name: str, args: dict[str, Any]) -> Any:
+        result = await client.call_tool(name, args)
+        seen.append(result.model_dump_json())
+        return result
+
+    # Successes: base64 and URL results, an edit of a saved image, a 4o job waited and fetched.
+    url_image = await call("generate_image", {"prompt": "a lamp", "model": "dall-e-2",
+                                              "size": "256x256"})
+    b64_image = await call("generate_image", {"prompt": "a kite", "model": "gpt-image-1",
+                                              "size": "1024x1024", "quality": "low"})
+    assert not url_image.is_error, url_image.content
+    assert not b64_image.is_error, b64_image.content
+    uri = b64_image.structured_content["images"][0]["uri"]
+    edited = await call("edit_image", {"prompt": "make it blue", "images": [uri],
+                                       "model": "gpt-image-1", "size": "1024x1024"})
+    assert not edited.is_error, edited.content
+    waited = await call("gpt4o_image", {"prompt": "draw a boat"})
+    assert waited.structured_content["status"] == "completed", waited.content
+    pending = await call("gpt4o_image", {"prompt": "draw a bridge", "wait": False})
+    job_id = pending.structured_content["job_id"]
+    assert (await call("fetch_job", {"job_id": job_id})).structured_content["job_id"] == job_id
+
+    # Upstream errors that echo the key, then a key the emulator refuses (401).
+    for fault in _echo_faults():
+        emulator.add_fault(fault)
+    failures = [
+        await call("generate_image", {"prompt": "x", "model": "gpt-image-1", "quality": "low"}),
+        await call("edit_image", {"prompt": "x", "images": [uri], "model": "gpt-image-1"}),
+        await call("gpt4o_image", {"prompt": "draw x"}),
+    ]
+    slow = await call("gpt4o_image", {"prompt": "draw y", "wait": False})
+    emulator.add_fault(_echo_faults(500)[3])
+    failures.append(await call("fetch_job", {"job_id": slow.structured_content["job_id"]}))
+    emulator.add_fault(Fault(route="download", status=403, message=f"expired {CANARY}"))
+    failures.append(await call("generate_image", {"prompt": "x", "model": "dall-e-2",
+                                                  "size": "256x256"}))
+    emulator.options.api_keys = ["other"]
+    failures += [
+        await call("generate_image", {"prompt": "x", "model": "dall-e-2", "size": "256x256"}),
+        await call("edit_image", {"prompt": "x", "images": [uri], "model": "gpt-image-1"}),
+        await call("gpt4o_image", {"prompt": "draw z"}),
+        await call("fetch_job", {"job_id": slow.structured_content["job_id"]}),
+        await call("fetch_job", {"job_id": "00000000-0000-0000-0000-000000000000"}),
+    ]
+    emulator.options.api_keys = []
+    refused = [r.status for r in emulator.log if r.status == 401]
+    assert len(refused) >= 4, "the 401 path was not exercised"
+    for result in failures:
+        assert result.is_error or result.structured_content.get("status") != "completed", result
+
+    # Resources (every page, every image and job) and prompts.
+    cursor, resources = None, []
+    for _ in range(50):
+        page = await client.list_resources(cursor=cursor) if cursor else \
+            await client.list_resources()
+        seen.append(page.model_dump_json())
+        resources += [str(r.uri) for r in page.resources]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    seen.append((await client.list_resource_templates()).model_dump_json())
+    uris = {*resources, "ttapi://models", f"ttapi://jobs/{job_id}",
+            f"ttapi://jobs/{slow.structured_content['job_id']}"}
+    for resource in sorted(uris):
+        seen.append((await client.read_resource(resource)).model_dump_json())
+    prompts = await client.list_prompts()
+    seen.append(prompts.model_dump_json())
+    for prompt in prompts.prompts:
+        args = {a.name: f"value for {a.name}" for a in prompt.arguments or []}
+        seen.append((await client.get_prompt(prompt.name, args)).model_dump_json())
+    return {"resources": resources, "prompts": [p.name for p in prompts.prompts]}
+
+
+@pytest.mark.anyio
+async def test_canary_key_never_leaves_a_real_stdio_server(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    emulator.options.job_seconds = 0.2
+    params = StdioServerParameters(command=sys.executable, args=["-m", "ttapi_mcp", "serve"],
+                                   env=_env(emulator, tmp_path), cwd="/")
+    seen: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        seen.append(repr(message))  # notifications: progress, logging, list changes
+
+    async def on_log(params: Any) -> None:
+        seen.append(repr(params))
+
+    stderr_log = tmp_path / "stderr.log"
+    with open(stderr_log, "w") as errlog, anyio.fail_after(90):
+        async with Client(stdio_client(params, errlog=errlog), message_handler=on_message,
+                          logging_callback=on_log, log_level="debug") as client:
+            found = await _drive(client, emulator, seen)
+            wal = tmp_path / "db" / "store.sqlite3-wal"
+            assert wal.exists(), "the WAL should be searched while the server holds it"
+            leaks_while_running = _files_containing_canary(tmp_path)
+    stderr = stderr_log.read_text(errors="replace")
+
+    assert emulator.api_requests(), "nothing reached the emulator"
+    assert len(found["resources"]) >= 4 and len(found["prompts"]) >= 1
+    assert " DEBUG " in stderr and " WARNING " in stderr, "logs at every level were captured"
+    assert CANARY not in "\n".join(seen)
+    assert "bad key [redacted]" in "\n".join(seen), "the upstream echo was not exercised"
+    assert CANARY not in stderr
+    assert leaks_while_running == []
+    assert _files_containing_canary(tmp_path) == []
+    assert any((tmp_path / "out").glob("*.png")) and (tmp_path / "db" / "store.sqlite3").exists()
+
+
+@pytest.mark.anyio
+async def test_canary_key_is_not_logged_at_the_source(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stderr filter is a second line of defence: no record should carry the key at all."""
+    settings = make_server_settings(emulator.base_url, tmp_path, api_key=SecretStr(CANARY))
+    caplog.set_level(logging.DEBUG)
+    for fault in _echo_faults() + _echo_faults(502):
+        emulator.add_fault(fault)
+    with anyio.fail_after(60):
+        async with mcp_client(settings) as client:
+            for _ in range(2):
+                await client.call_tool("generate_image", {"prompt": "x", "model": "dall-e-2",
+                                                          "size": "256x256"})
+                await client.call_tool("gpt4o_image", {"prompt": "draw x"})
+            emulator.options.api_keys = ["other"]
+            await client.call_tool("generate_image", {"prompt": "x", "model": "dall-e-2",
+                                                      "size": "256x256"})
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+    assert CANARY not in caplog.text
+
+
+def _cli(*args: str, tmp_path: Path, emulator: Emulator) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ttapi_mcp", *args],
+                          env=_env(emulator, tmp_path), capture_output=True, text=True,
+                          timeout=60, cwd="/")
+
+
+def test_help_and_doctor_never_show_the_key(emulator: Emulator, tmp_path: Path) -> None:
+    for args in (["--help"], ["serve", "--help"], ["doctor", "--help"], ["--version"]):
+        result = _cli(*args, tmp_path=tmp_path, emulator=emulator)
+        assert result.returncode == 0, result.stderr
+        assert CANARY not in result.stdout + result.stderr
+    for args in (["doctor"], ["doctor", "--json"], ["doctor", "--fix"]):
+        result = _cli(*args, tmp_path=tmp_path, emulator=emulator)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert CANARY not in result.stdout + result.stderr
+        assert mask_secret(CANARY) in result.stdout and mask_secret(CANARY) != CANARY
+    assert _files_containing_canary(tmp_path) == []

@@ -44,7 +44,7 @@ async def _calls(em: EmulatorProcess, work: Path, plan: Plan, s: dict[str, float
 
 
 async def _preview(em: EmulatorProcess, work: Path, plan: Plan, s: dict[str, float]) -> list[Row]:
-    return await preview_cost(em, plan, s)
+    return await preview_cost(em, work, plan, s)
 
 
 async def _conc(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:

@@ -7,6 +7,7 @@ and the database agree, with no temporary file left and the next call working.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -80,7 +81,7 @@ def _counts(folder: Path) -> tuple[int, int]:
 
 def _rows(db: Path) -> dict[str, str]:
     """path -> sha256, read straight from SQLite (the WAL is replayed on open)."""
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return dict(conn.execute("SELECT path, sha256 FROM images").fetchall())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -150,7 +151,7 @@ async def test_fix_records_orphans_drops_dead_rows_and_sweeps_only_stale_temp_fi
         sleeper.kill()
         sleeper.wait(10)
 
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         rows = dict(conn.execute("SELECT id, path FROM images").fetchall())
         sha = conn.execute("SELECT sha256 FROM images WHERE path = ?",
                            (str(orphan),)).fetchone()[0]

@@ -79,7 +79,7 @@ async def call_overhead(emulator: EmulatorProcess, work: Path, plan: Plan,
             floor_s: list[float] = []
             none_s: list[float] = []
             thumb_s: list[float] = []
-            reps = plan.reps if n == 1 else max(2, plan.reps // 2)
+            reps = plan.reps if n == 1 else max(1, plan.reps // 2)
             for _ in range(reps):
                 floor_s.append(await timed(lambda n=n, size=size: floor_call(
                     http, folder, n, size)))

@@ -6,12 +6,11 @@ phase's growth is its own.
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
 from fig_calls import floor_client, gpt_body
-from fig_startup import spawn_to_tools_list
 from harness import (
     BENCH_DIR,
     EmulatorProcess,
@@ -52,12 +51,9 @@ async def _growth(pid: int, call: Any) -> int:
 
 
 async def memory(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Row]:
-    import sys
-
     rows: list[Row] = []
     work = work / "memory"
     env = server_env(emulator, work)
-    spawn_to_tools_list([sys.executable, "-m", "ttapi_mcp", "serve"], env)  # create the store
     async with floor_client(emulator) as http:
         body = await http.post("/v1/images/generations", json=gpt_body(10, "1536x1024"))
         body.raise_for_status()
@@ -91,7 +87,7 @@ async def memory(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Row]
         inputs = [first]
         for i in range(1, plan.edit_images):
             inputs.append(folder / f"bench-input-{i}.png")
-            shutil.copyfile(first, inputs[-1])
+            os.link(first, inputs[-1])  # same bytes, read through its own path
         upload_mb = sum(p.stat().st_size for p in inputs) / MB
 
         async def edit() -> None:

@@ -85,6 +85,18 @@ class Settings(BaseModel):
     poll_first_delay: float = Field(3.0, ge=0, description="First 4o job poll after submit.")
     poll_interval: float = Field(5.0, gt=0, description="4o job poll interval.")
     poll_max_interval: float = Field(15.0, gt=0, description="Longest 4o job poll interval.")
+    progress_interval_seconds: float = Field(
+        5.0, gt=0, le=5.0, description="Longest gap between progress notifications."
+    )
+    max_concurrent_requests: int = Field(
+        4, ge=1, le=64, description="Concurrent upstream requests; later calls queue in order."
+    )
+    dedupe_window_seconds: float = Field(
+        0.0, ge=0, description="Reuse an identical call's result this long after it ends."
+    )
+    public_base_url: str | None = Field(
+        None, description="Public origin of the HTTP server, for TTAPI's 4o job hooks."
+    )
     http_host: str = Field("127.0.0.1", description="Streamable HTTP bind address.")
     http_port: int = Field(8000, ge=0, le=65535, description="Streamable HTTP port.")
     http_bearer_token: SecretStr | None = Field(

@@ -33,7 +33,7 @@ from .models import (
     LegacyDalle3Request,
     UploadFile,
 )
-from .multipart import open_parts
+from .multipart import SentFn, open_parts
 from .parsing import (
     NOT_JSON,
     Call,
@@ -138,9 +138,16 @@ class TTAPIClient:
         return parse_images(self._succeeded(call, payload), call)
 
     async def edit(
-        self, request: EditRequest, images: list[UploadFile], mask: UploadFile | None = None
+        self,
+        request: EditRequest,
+        images: list[UploadFile],
+        mask: UploadFile | None = None,
+        on_sent: SentFn | None = None,
     ) -> ImagesResponse:
-        """E2: edit images; files are streamed from disk as multipart parts."""
+        """E2: edit images; files are streamed from disk as multipart parts.
+
+        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress).
+        """
         call = self._call("E2", "image edit")
         payload = await self._api(
             call,
@@ -148,6 +155,7 @@ class TTAPIClient:
             "/v1/images/edits",
             read_timeout=self._timeouts.for_model(request.model),
             form=(request.to_form(), images, mask),
+            on_sent=on_sent,
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -274,6 +282,7 @@ class TTAPIClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         form: tuple[dict[str, str], list[UploadFile], UploadFile | None] | None = None,
+        on_sent: SentFn | None = None,
     ) -> Any:
         """Send an API request with retries; returns the decoded JSON of the 2xx answer."""
         timeout = httpx2.Timeout(
@@ -298,7 +307,7 @@ class TTAPIClient:
                         response = await self._http.post(
                             path,
                             data=fields,
-                            files=open_parts(images, mask, stack),
+                            files=open_parts(images, mask, stack, on_sent),
                             headers=headers,
                             timeout=timeout,
                         )

@@ -35,9 +35,9 @@ async def test_images_are_listed_newest_first_with_pagination_and_read_back(
         read = await client.read_resource(made[1]["uri"])
         models = await client.read_resource("ttapi://models")
     uris = [str(r.uri) for r in first.resources + second.resources]
-    assert uris[0] == "ttapi://models"
-    assert uris[1:] == [im["uri"] for im in reversed(made)]
-    listed = first.resources[1]
+    assert uris[:2] == ["ttapi://models", "ttapi://jobs"]
+    assert uris[2:] == [im["uri"] for im in reversed(made)]
+    listed = first.resources[2]
     assert listed.mime_type == "image/png" and listed.size == made[2]["bytes"]
     assert {t.uri_template for t in templates.resource_templates} == {
         "ttapi://images/{image_id}", "ttapi://jobs/{job_id}"}

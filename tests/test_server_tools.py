@@ -43,10 +43,10 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
     expected_args = {
         "generate_image": {"prompt", "model", "n", "size", "quality", "style", "background",
                            "output_format", "output_compression", "moderation",
-                           "response_format", "preview"},
+                           "response_format", "preview", "wait", "dedupe"},
         "edit_image": {"prompt", "images", "mask", "model", "n", "size", "quality",
                        "background", "output_format", "output_compression", "input_fidelity",
-                       "preview"},
+                       "preview", "wait", "dedupe"},
         "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait"},
         "fetch_job": {"job_id", "wait"},
     }

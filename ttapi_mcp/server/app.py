@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import anyio
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequestParams
 from pydantic import AnyUrl
 
@@ -21,10 +23,21 @@ from ttapi_mcp import __version__
 from ttapi_mcp.api import RetryPolicy, Timeouts, TTAPIClient
 from ttapi_mcp.config import Settings
 from ttapi_mcp.service import Services
+from ttapi_mcp.service.recovery import recover_jobs
+from ttapi_mcp.service.runner import JobRunner
 from ttapi_mcp.store import ImageStore
 
+from .hooks import register_hooks
 from .prompts import register_prompts
-from .resources import IMAGE_PREFIX, list_image_page, read_image, register_resources
+from .resources import (
+    IMAGE_PREFIX,
+    JOB_PREFIX,
+    JOBS_URI,
+    jobs_json,
+    list_image_page,
+    read_image,
+    register_resources,
+)
 from .tools import register_tools
 
 log = logging.getLogger("ttapi_mcp.server")
@@ -68,9 +81,21 @@ class TTAPIServer(MCPServer[Services]):
 
     def __init__(self, settings: Settings) -> None:
         self.ttapi_settings = settings
+        self.services: Services | None = None
+        self.hook_base_url: str | None = None
+        """Set by the HTTP app when ``public_base_url`` is configured (hooks need HTTP)."""
+        self.bus = InMemorySubscriptionBus()
+
+        async def job_changed(job_id: str) -> None:
+            await self.bus.publish(ResourceUpdated(uri=f"{JOB_PREFIX}{job_id}"))
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Services]) -> AsyncIterator[Services]:
+            """Owns the store, the client and the task group background jobs run in.
+
+            The task group is the lifespan's, not a request's, so a job outlives the
+            call that started it; it is cancelled (and its jobs recorded) on shutdown.
+            """
             store = ImageStore(settings.output_dir, settings.store_path)
             async with store:
                 removed = await store.cleanup_temp_files()
@@ -80,7 +105,19 @@ class TTAPIServer(MCPServer[Services]):
                 if client is None:
                     log.warning("no TTAPI API key configured: tool calls explain how to set it")
                 try:
-                    yield Services(settings=settings, store=store, client=client)
+                    async with anyio.create_task_group() as tg:
+                        runner = JobRunner(tg, settings.max_concurrent_requests)
+                        runner.on_changed = job_changed
+                        services = Services(settings=settings, store=store, client=client,
+                                            runner=runner, hook_base_url=self.hook_base_url)
+                        if client is not None:
+                            await recover_jobs(services)
+                        self.services = services
+                        try:
+                            yield services
+                        finally:
+                            self.services = None
+                            tg.cancel_scope.cancel()
                 finally:
                     if client is not None:
                         await client.aclose()
@@ -92,6 +129,7 @@ class TTAPIServer(MCPServer[Services]):
             version=__version__,
             lifespan=lifespan,
             log_level=settings.log_level,
+            subscriptions=self.bus,
         )
 
     async def _handle_list_resources(
@@ -106,20 +144,25 @@ class TTAPIServer(MCPServer[Services]):
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
     ) -> Iterable[ReadResourceContents] | InputRequiredResult:
-        """Images are read directly so each carries its own MIME type."""
+        """Images are read directly so each carries its own MIME type; the job list too,
+        because it needs the lifespan context."""
         text = str(uri)
         if text.startswith(IMAGE_PREFIX) and context is not None:
             image_id = text.removeprefix(IMAGE_PREFIX)
             return [await read_image(context.request_context.lifespan_context, image_id)]
+        if text == JOBS_URI and context is not None:
+            doc = await jobs_json(context.request_context.lifespan_context)
+            return [ReadResourceContents(content=doc, mime_type="application/json")]
         return await super().read_resource(uri, context)
 
 
-def build_server(settings: Settings) -> MCPServer[Services]:
+def build_server(settings: Settings) -> TTAPIServer:
     """The complete server for ``settings`` (no I/O until a transport starts it)."""
     server = TTAPIServer(settings)
     register_tools(server)
     register_resources(server)
     register_prompts(server)
+    register_hooks(server)
     return server
 
 

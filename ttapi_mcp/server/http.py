@@ -20,6 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ttapi_mcp.config import Settings
 
+from .app import TTAPIServer
+from .hooks import HOOK_PREFIX
+
 log = logging.getLogger("ttapi_mcp.server")
 
 MCP_PATH = "/mcp"
@@ -74,7 +77,9 @@ class BearerTokenMiddleware:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._authorized(scope):
+        # TTAPI cannot send our bearer token; hook calls carry their own per-job token.
+        hook = str(scope.get("path", "")).startswith(HOOK_PREFIX)
+        if scope["type"] == "http" and not hook and not self._authorized(scope):
             await send({
                 "type": "http.response.start", "status": 401,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
@@ -97,6 +102,8 @@ class BearerTokenMiddleware:
 
 def build_http_app(settings: Settings, server: MCPServer[Any]) -> ASGIApp:
     """The ASGI app: streamable HTTP at /mcp, wrapped in the bearer check if configured."""
+    if settings.public_base_url and isinstance(server, TTAPIServer):
+        server.hook_base_url = settings.public_base_url.rstrip("/")
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=security_settings(settings),
@@ -119,5 +126,6 @@ def serve_http(settings: Settings, server: MCPServer[Any]) -> int:
     log.info("serving MCP over HTTP at http://%s:%d%s", settings.http_host, settings.http_port,
              MCP_PATH)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port,
-                log_level=settings.log_level.lower(), log_config=None)
+                log_level=settings.log_level.lower(), log_config=None,
+                access_log=False)  # access lines would show hook URLs' tokens
     return 0

@@ -22,7 +22,9 @@ from ttapi_mcp.store import StoredImage, StoreError
 
 IMAGE_PREFIX = "ttapi://images/"
 JOB_PREFIX = "ttapi://jobs/"
+JOBS_URI = "ttapi://jobs"
 PAGE_SIZE = 50
+JOBS_LISTED = 50
 
 
 def image_resource(image: StoredImage) -> Resource:
@@ -78,6 +80,23 @@ async def job_json(services: Services, job_id: str) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
+async def jobs_json(services: Services) -> str:
+    """Recent jobs in brief; ``ttapi://jobs/{job_id}`` has each one in full."""
+    live = services.runner.live if services.runner is not None else {}
+    rows = []
+    for record in await services.store.list_jobs(JOBS_LISTED):
+        running = live.get(record.job_id)
+        rows.append({
+            "job_id": record.job_id, "kind": record.kind, "status": record.status,
+            "phase": running.phase if running is not None else None,
+            "prompt": (record.prompt or "")[:120], "message": record.message,
+            "created_at": record.created_at, "finished_at": record.finished_at,
+            "uri": f"{JOB_PREFIX}{record.job_id}",
+            "image_uris": [f"{IMAGE_PREFIX}{i}" for i in record.image_ids],
+        })
+    return json.dumps({"jobs": rows}, indent=2, ensure_ascii=False)
+
+
 def _services(ctx: Context) -> Services:
     services = ctx.request_context.lifespan_context
     assert isinstance(services, Services)
@@ -105,8 +124,19 @@ def register_resources(server: MCPServer) -> None:
         return contents.content
 
     @server.resource(
+        "ttapi://jobs", name="jobs", title="Recent jobs",
+        description="The most recent jobs, newest first: id, kind, status, times, images.",
+        mime_type="application/json",
+    )
+    def jobs() -> str:
+        # Never called: the server answers this URI itself (it needs the lifespan context,
+        # which static resources do not get); see TTAPIServer.read_resource.
+        return json.dumps({"jobs": []})
+
+    @server.resource(
         "ttapi://jobs/{job_id}", name="job", title="Job status",
-        description="A GPT-4o image job as last seen: status, message, result image URIs.",
+        description="A job as last seen: status, message, result image URIs. Local jobs "
+        "('local-...') are generate_image/edit_image calls; UUIDs are GPT-4o image jobs.",
         mime_type="application/json",
     )
     async def job(job_id: str, ctx: Context) -> str:

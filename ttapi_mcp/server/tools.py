@@ -97,6 +97,19 @@ BackgroundArg = Annotated[
           f"webp. {GPT_ONLY}"),
 ]
 PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
+WaitArg = Annotated[
+    bool,
+    Field(description="Wait for the images within the server's wait budget (default true, "
+          "about 50 s, sending progress). If the work takes longer, or with false, the "
+          "answer is status 'pending' with a job_id: the work goes on and its images are "
+          "saved; call fetch_job(job_id, wait=true) to collect them. Do not repeat the call."),
+]
+DedupeArg = Annotated[
+    bool,
+    Field(description="true (default): if an identical call (same arguments, same input "
+          "images) is still running, wait for it instead of paying again. false: always "
+          "make a new, separately billed request (e.g. for another variation)."),
+]
 
 GENERATE_DESC = (
     "Create new images from a text prompt with an OpenAI image model through TTAPI. Costs "
@@ -119,9 +132,11 @@ GPT4O_DESC = (
     "with the job_id and the exact fetch_job call to make next."
 )
 FETCH_DESC = (
-    "Get the status of a GPT-4o image job by job_id; on SUCCESS the image is downloaded and "
-    "saved (only once: later calls return the saved file), on FAILED the reason is given. "
-    "Works for any job id TTAPI knows, including jobs submitted elsewhere."
+    "Collect a job whose call answered 'pending': a generate_image/edit_image job of this "
+    "server ('local-...') or a GPT-4o image job (UUID). Returns the saved images when done, "
+    "the reason when it failed, or 'pending' again; with wait=true it waits up to the wait "
+    "budget first. Images are downloaded and saved only once: later calls return the saved "
+    "files. Works for any 4o job id TTAPI knows, including jobs submitted elsewhere."
 )
 
 WRITES = ToolAnnotations(
@@ -206,6 +221,8 @@ def register_tools(server: MCPServer) -> None:
                   "'b64_json'); the image is saved either way. Leave unset for gpt-image-*."),
         ] = None,
         preview: PreviewArg = None,
+        wait: WaitArg = True,
+        dedupe: DedupeArg = True,
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
@@ -213,7 +230,9 @@ def register_tools(server: MCPServer) -> None:
             "output_compression": output_compression, "moderation": moderation,
             "response_format": response_format,
         }
-        return await _run(ctx, preview, lambda s, p: generate_image(s, args, p))
+        return await _run(
+            ctx, preview, lambda s, p: generate_image(s, args, p, wait=wait, dedupe=dedupe)
+        )
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
                  annotations=WRITES)
@@ -259,6 +278,8 @@ def register_tools(server: MCPServer) -> None:
                   "gpt-image-1-mini, not dall-e-2)."),
         ] = None,
         preview: PreviewArg = None,
+        wait: WaitArg = True,
+        dedupe: DedupeArg = True,
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
@@ -266,7 +287,9 @@ def register_tools(server: MCPServer) -> None:
             "output_format": output_format, "output_compression": output_compression,
             "input_fidelity": input_fidelity,
         }
-        return await _run(ctx, preview, lambda s, p: edit_image(s, args, p))
+        return await _run(
+            ctx, preview, lambda s, p: edit_image(s, args, p, wait=wait, dedupe=dedupe)
+        )
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
                  annotations=WRITES)
@@ -286,7 +309,9 @@ def register_tools(server: MCPServer) -> None:
         hook_url: Annotated[
             str | None,
             Field(description="Optional public http(s) URL that TTAPI notifies (POST, JSON) "
-                  "when the job ends. Not needed: this server polls."),
+                  "when the job ends. Not needed: this server polls (and, when configured "
+                  "with a public_base_url, gives TTAPI its own hook). If given, yours is "
+                  "used instead of the server's own."),
         ] = None,
         wait: Annotated[
             bool,
@@ -304,7 +329,9 @@ def register_tools(server: MCPServer) -> None:
         ctx: Context,
         job_id: Annotated[
             str,
-            Field(description="The job_id returned by gpt4o_image (a UUID)."),
+            Field(description="The job_id of a pending result: 'local-...' for "
+                  "generate_image/edit_image jobs of this server, a UUID for gpt4o_image "
+                  "jobs."),
         ],
         wait: Annotated[
             bool,

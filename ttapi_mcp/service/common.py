@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -26,6 +26,9 @@ from ttapi_mcp.filenames import safe_child, temp_filename
 from ttapi_mcp.store import ImageStore, StoredImage, StoreError
 
 from .results import MissingImage, SavedImage
+
+if TYPE_CHECKING:
+    from .runner import JobRunner
 
 log = logging.getLogger("ttapi_mcp.service")
 
@@ -58,11 +61,20 @@ class Services:
     settings: Settings
     store: ImageStore
     client: TTAPIClient | None
+    runner: JobRunner | None = None
+    """Background jobs; None only outside a running server (then calls run inline)."""
+    hook_base_url: str | None = None
+    """Set in HTTP mode with ``public_base_url``: 4o jobs are given a hook URL here."""
     _job_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     def job_lock(self, job_id: str) -> anyio.Lock:
         """One lock per job, so concurrent fetches download its image only once."""
         return self._job_locks.setdefault(job_id, anyio.Lock())
+
+    def require_runner(self) -> JobRunner:
+        if self.runner is None:
+            raise RuntimeError("background jobs need a running server (its lifespan owns them)")
+        return self.runner
 
     def require_client(self) -> TTAPIClient:
         if self.client is None:
@@ -214,7 +226,8 @@ async def save_response(
     missing: list[MissingImage] = []
     total = len(response.data)
     for index, item in enumerate(response.data):
-        await progress(index, total, f"saving image {index + 1} of {total}")
+        verb = "downloading and saving" if item.url and not item.b64_json else "saving"
+        await progress(index, total, f"{verb} image {index + 1} of {total}")
         try:
             stored = await save_one(
                 services, ctx, b64=item.b64_json, url=item.url, revised_prompt=item.revised_prompt

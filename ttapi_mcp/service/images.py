@@ -1,13 +1,17 @@
-"""generate_image and edit_image: synchronous TTAPI calls whose images are saved at once.
+"""generate_image and edit_image: validate at once, then run the paid part as a job.
 
-Each function takes a ``progress`` callback so the same code can later run as a
-background job that reports its phase, without changing its steps.
+Validation (and, for edits, resolving the inputs) happens in the call, so a mistake
+comes back at once as a tool error and no job exists. The upstream request, the
+download and the saves run as a background job (see :mod:`.runner`) that the call
+waits for within the budget; its phase (queued, uploading, waiting for TTAPI, saving)
+is what the progress notifications say.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import AsyncExitStack
 from typing import Any
 
 from ttapi_mcp.api import (
@@ -30,68 +34,152 @@ from .common import (
     usage_dict,
     violations_error,
 )
+from .dedupe import call_key, file_hashes
 from .inputs import check_edit, resolve_edit_inputs
+from .localjobs import run_local
+from .progress import ticking
 from .results import ImageToolResult
+from .runner import LiveJob
 
 log = logging.getLogger("ttapi_mcp.service")
 
 
 async def generate_image(
-    services: Services, args: dict[str, Any], progress: ProgressFn = no_progress
+    services: Services,
+    args: dict[str, Any],
+    progress: ProgressFn = no_progress,
+    *,
+    wait: bool = True,
+    dedupe: bool = True,
 ) -> ImageToolResult:
-    """Validate, call E1 (or E3 for dall-e-3 when so configured), save, describe."""
+    """Validate at once, then call E1 (or E3 for dall-e-3 when so configured) as a job."""
     settings = services.settings
-    client = services.require_client()
-    params = {k: v for k, v in args.items() if v is not None}
-    params.setdefault("model", settings.default_generate_model)
-    legacy = params["model"] == "dall-e-3" and settings.dalle3_route == "legacy"
-    await progress(0, None, "validating")
-    violations = validate_generation(params, route="legacy" if legacy else "v1")
-    if violations:
-        raise violations_error(violations)
-    sent = upstream_options(params)
-    route = "E3" if legacy else "E1"
-    if legacy:
-        sent.setdefault("size", "1024x1024")
-    request_id = await services.store.start_request("generate_image", route, sent)
-    started = time.monotonic()
-    await progress(0, None, f"waiting for TTAPI ({params['model']})")
-    try:
+    interval = settings.progress_interval_seconds
+    async with ticking(progress, interval, settings.wait_budget_seconds) as ticker:
+        ticker.set("validating")
+        client = services.require_client()
+        params = {k: v for k, v in args.items() if v is not None}
+        params.setdefault("model", settings.default_generate_model)
+        legacy = params["model"] == "dall-e-3" and settings.dalle3_route == "legacy"
+        violations = validate_generation(params, route="legacy" if legacy else "v1")
+        if violations:
+            raise violations_error(violations)
+        sent = upstream_options(params)
         if legacy:
-            response = await client.generate_legacy_dalle3(LegacyDalle3Request(**sent))
-        else:
-            response = await client.generate(GenerationRequest(**sent))
-    except TTAPIError as exc:
-        await services.store.finish_request(request_id, "error", error=str(exc))
-        raise upstream_error(exc) from None
-    log.info("%s answered in %.1fs", route, time.monotonic() - started)
-    return await _finish(services, request_id, sent, response, progress)
+            sent.setdefault("size", "1024x1024")
+
+        async def work(job: LiveJob) -> ImageToolResult:
+            route = "E3" if legacy else "E1"
+            await _queue(services, job)
+            async with services.require_runner().limiter:
+                request_id = await services.store.start_request("generate_image", route, sent)
+                job.set_phase(f"waiting for TTAPI ({sent['model']})")
+                job.commit()
+                started = time.monotonic()
+                try:
+                    if legacy:
+                        response = await client.generate_legacy_dalle3(LegacyDalle3Request(**sent))
+                    else:
+                        response = await client.generate(GenerationRequest(**sent))
+                except TTAPIError as exc:
+                    await services.store.finish_request(request_id, "error", error=str(exc))
+                    raise upstream_error(exc) from None
+            log.info("%s answered in %.1fs", route, time.monotonic() - started)
+            return await _finish(services, request_id, sent, response, _phase_progress(job))
+
+        return await run_local(
+            services, kind="generate", model=str(sent["model"]), prompt=str(sent["prompt"]),
+            args=sent, key=call_key("generate_image", sent), work=work, ticker=ticker,
+            wait=wait, dedupe=dedupe,
+        )
 
 
 async def edit_image(
-    services: Services, args: dict[str, Any], progress: ProgressFn = no_progress
+    services: Services,
+    args: dict[str, Any],
+    progress: ProgressFn = no_progress,
+    *,
+    wait: bool = True,
+    dedupe: bool = True,
 ) -> ImageToolResult:
-    """Resolve and check every input image, upload to E2, save, describe."""
-    client = services.require_client()
-    params = {k: v for k, v in args.items() if v is not None and k not in ("images", "mask")}
-    params.setdefault("model", services.settings.default_edit_model)
-    refs: list[str] = list(args.get("images") or [])
-    mask_ref: str | None = args.get("mask")
-    await progress(0, None, "reading the input images")
-    async with resolve_edit_inputs(services, refs, mask_ref) as inputs:
-        violations = await check_edit(services, params, inputs)
-        if inputs.errors or violations:
-            raise violations_error(violations, inputs.errors)
-        sent = upstream_options(params)
-        recorded = {**sent, "images": refs, "mask": mask_ref}
-        request_id = await services.store.start_request("edit_image", "E2", recorded)
-        await progress(0, None, f"uploading {len(refs)} image(s) and waiting for TTAPI")
-        try:
-            response = await client.edit(EditRequest(**sent), inputs.uploads, inputs.mask_upload)
-        except TTAPIError as exc:
-            await services.store.finish_request(request_id, "error", error=str(exc))
-            raise upstream_error(exc) from None
-    return await _finish(services, request_id, recorded, response, progress)
+    """Resolve and check every input image at once, then upload to E2 as a job."""
+    settings = services.settings
+    interval = settings.progress_interval_seconds
+    async with ticking(progress, interval, settings.wait_budget_seconds) as ticker:
+        ticker.set("validating the input images")
+        client = services.require_client()
+        params = {k: v for k, v in args.items() if v is not None and k not in ("images", "mask")}
+        params.setdefault("model", settings.default_edit_model)
+        refs: list[str] = list(args.get("images") or [])
+        mask_ref: str | None = args.get("mask")
+        async with AsyncExitStack() as stack:
+            inputs = await stack.enter_async_context(
+                resolve_edit_inputs(services, refs, mask_ref)
+            )
+            violations = await check_edit(services, params, inputs)
+            if inputs.errors or violations:
+                raise violations_error(violations, inputs.errors)
+            sent = upstream_options(params)
+            recorded = {**sent, "images": refs, "mask": mask_ref}
+            masks = [inputs.mask_path] if inputs.mask_path is not None else []
+            hashes = await file_hashes([*inputs.paths, *masks])
+            key = call_key("edit_image", {**sent, "mask": bool(masks)}, hashes)
+            uploads, mask_upload = inputs.uploads, inputs.mask_upload
+
+            async def work(job: LiveJob) -> ImageToolResult:
+                await _queue(services, job)
+                async with services.require_runner().limiter:
+                    request_id = await services.store.start_request("edit_image", "E2", recorded)
+                    job.set_phase(f"uploading {len(uploads) + len(masks)} file(s)")
+                    last_note = [time.monotonic()]
+
+                    def on_sent(done: int, total: int) -> None:
+                        """Upload progress; the last byte read commits the job (it may now
+                        reach TTAPI, so it must not be cancelled any more)."""
+                        if done >= total and not job.committed:
+                            job.commit()
+                            job.set_phase(f"uploaded {total} of {total} bytes; waiting for "
+                                          f"TTAPI ({sent['model']})")
+                        elif not job.committed:
+                            job.phase = f"uploading: {done} of {total} bytes sent"
+                            if time.monotonic() - last_note[0] >= 1.0:  # at most 1 note/s
+                                last_note[0] = time.monotonic()
+                                job.set_phase(job.phase)
+
+                    try:
+                        response = await client.edit(
+                            EditRequest(**sent), uploads, mask_upload, on_sent=on_sent
+                        )
+                    except TTAPIError as exc:
+                        await services.store.finish_request(request_id, "error", error=str(exc))
+                        raise upstream_error(exc) from None
+                    job.commit()
+                return await _finish(services, request_id, recorded, response,
+                                     _phase_progress(job))
+
+            return await run_local(
+                services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
+                args=recorded, key=key, work=work, ticker=ticker, wait=wait, dedupe=dedupe,
+                cleanup=stack.pop_all(),
+            )
+
+
+async def _queue(services: Services, job: LiveJob) -> None:
+    """Say 'queued' when every upstream slot is taken (the limiter wakes waiters in order)."""
+    limiter = services.require_runner().limiter
+    if limiter.available_tokens < 1:
+        ahead = int(limiter.statistics().tasks_waiting)
+        job.set_phase(f"queued: all {int(limiter.total_tokens)} upstream slots busy, "
+                      f"{ahead} call(s) ahead")
+
+
+def _phase_progress(job: LiveJob) -> ProgressFn:
+    """Service progress (downloading, saving) becomes the job's phase."""
+
+    async def report(done: float, total: float | None, message: str) -> None:
+        job.set_phase(message)
+
+    return report
 
 
 async def _finish(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +29,11 @@ from .common import (
     to_saved,
     upstream_error,
 )
+from .hooks import bind_hook, new_hook, redact_hook_url
+from .localjobs import fetch_local
+from .progress import ticking
 from .results import ImageToolResult, NextCall, SavedImage
+from .runner import LiveJob, is_local
 
 log = logging.getLogger("ttapi_mcp.service")
 
@@ -38,6 +41,13 @@ MODEL_4O = "gpt-4o-image"
 PROMPT_MAX = 32000
 REFER_IMAGES_MAX = 16
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+WATCH_MAX_SECONDS = 6 * 3600.0
+"""A 4o job is watched at most this long; fetch_job can still collect it later."""
+WATCH_MAX_FAILURES = 20
+
+
+class UnknownJobError(ServiceError):
+    """TTAPI answered 404 for the job id."""
 
 
 def _check_url(name: str, value: str, problems: list[str]) -> None:
@@ -93,62 +103,95 @@ async def submit_gpt4o(
     wait: bool = True,
     progress: ProgressFn = no_progress,
 ) -> ImageToolResult:
-    """Submit a 4o job, record it at once, then wait within the budget (if asked)."""
+    """Submit a 4o job, record it at once, watch it in the background, wait (if asked).
+
+    In HTTP mode with ``public_base_url`` set, TTAPI is given a hook URL on this server
+    (see :mod:`.hooks`), unless the caller passed their own ``hook_url``, which wins:
+    then only polling tells this server the job ended.
+    """
     refs = list(refer_images or [])
     problems = _validate_submit(prompt, refs, hook_url)
     if problems:
         head = "The job was not submitted (nothing was billed):"
         raise ServiceError("\n".join([head, *problems]))
-    client = services.require_client()
-    params: dict[str, Any] = {"prompt": prompt}
-    if refs:
-        params["refer_images"] = refs
-    if hook_url:
-        params["hook_url"] = hook_url
-    request_id = await services.store.start_request("gpt4o_image", "E4", params)
-    await progress(0, None, "submitting the GPT-4o image job")
-    try:
-        job_id = await client.submit_4o(FourOSubmitRequest(**params))
-    except TTAPIError as exc:
-        await services.store.finish_request(request_id, "error", error=str(exc))
-        raise upstream_error(exc) from None
-    with anyio.CancelScope(shield=True):
-        await services.store.upsert_job(
-            job_id, "4o", prompt, "SUBMITTED", request_args={**params, "request_id": request_id}
+    settings = services.settings
+    budget = settings.wait_budget_seconds if wait else 0.0
+    async with ticking(progress, settings.progress_interval_seconds, budget) as ticker:
+        client = services.require_client()
+        params: dict[str, Any] = {"prompt": prompt}
+        if refs:
+            params["refer_images"] = refs
+        if hook_url:
+            params["hook_url"] = hook_url
+        own_hook = None if hook_url else new_hook(services)
+        sent = {**params, "hook_url": own_hook[0]} if own_hook else params
+        request_id = await services.store.start_request("gpt4o_image", "E4", params)
+        runner = services.require_runner()
+        if runner.limiter.available_tokens < 1:
+            ticker.set("queued: all upstream slots busy")
+        async with runner.limiter:
+            ticker.set("submitting the GPT-4o image job")
+            try:
+                job_id = await client.submit_4o(FourOSubmitRequest(**sent))
+            except TTAPIError as exc:
+                await services.store.finish_request(request_id, "error", error=str(exc))
+                raise upstream_error(exc) from None
+        recorded: dict[str, Any] = {**params, "request_id": request_id}
+        if own_hook:
+            bind_hook(services, own_hook[1], job_id)
+            recorded.update(hook_id=own_hook[1], hook_sha256=own_hook[2])
+        with anyio.CancelScope(shield=True):
+            await services.store.upsert_job(
+                job_id, "4o", prompt, "SUBMITTED", request_args=recorded
+            )
+            await services.store.finish_request(request_id, "pending")
+        log.info("4o job %s submitted", job_id)
+        if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
+            return pending_result(job_id, "SUBMITTED", params)
+        watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
+        return await services.require_runner().wait(
+            watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )
-        await services.store.finish_request(request_id, "pending")
-    log.info("4o job %s submitted", job_id)
-    if not wait:
-        return pending_result(job_id, "SUBMITTED", params)
-    return await _wait(services, job_id, params, services.settings.poll_first_delay, progress)
 
 
 async def fetch_job(
     services: Services, job_id: str, wait: bool = False, progress: ProgressFn = no_progress
 ) -> ImageToolResult:
-    """A job's state; on SUCCESS its image, downloaded and saved only once."""
+    """A job's state: local jobs from this server, or TTAPI 4o jobs (image saved once)."""
     job_id = job_id.strip()
     if not _JOB_ID.match(job_id):
         raise ServiceError(
-            f"job_id {job_id[:80]!r} is not a job id: pass the job_id a previous gpt4o_image "
-            "call returned (letters, digits, '-', '_', up to 128 characters)."
+            f"job_id {job_id[:80]!r} is not a job id: pass the job_id a previous tool call "
+            "returned (letters, digits, '-', '_', up to 128 characters)."
         )
-    record = await services.store.get_job(job_id)
-    params = _params_of(record)
-    if record is not None and record.status == "SUCCESS" and record.image_ids:
-        return await _stored_result(services, record, params)
-    if record is not None and record.status == "FAILED":
-        return _failed_result(job_id, record.message, params, None)
-    job = await _fetch_once(services, job_id)
-    if job.is_terminal or not wait:
-        return await _settle(services, job, params)
-    return await _wait(services, job_id, params, services.settings.poll_interval, progress)
+    settings = services.settings
+    budget = settings.wait_budget_seconds if wait else 0.0
+    async with ticking(progress, settings.progress_interval_seconds, budget) as ticker:
+        if is_local(job_id):
+            return await fetch_local(services, job_id, wait, ticker)
+        record = await services.store.get_job(job_id)
+        params = _params_of(record)
+        if record is not None and record.status == "SUCCESS" and record.image_ids:
+            return await _stored_result(services, record, params)
+        if record is not None and record.status == "FAILED":
+            return _failed_result(job_id, record.message, params, None)
+        runner = services.require_runner()
+        watcher = runner.find(job_id)
+        if watcher is None or not wait:
+            job = await _fetch_once(services, job_id)
+            if job.is_terminal or not wait:
+                return await _settle(services, job, params)
+        watcher = watch_4o(services, job_id, params, settings.poll_interval)
+        return await runner.wait(
+            watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
+        )
 
 
 def _params_of(record: JobRecord | None) -> dict[str, Any]:
     if record is None or not record.request_args:
         return {"prompt": record.prompt} if record and record.prompt else {}
-    return {k: v for k, v in record.request_args.items() if k != "request_id"}
+    hidden = ("request_id", "hook_id", "hook_sha256")
+    return {k: v for k, v in record.request_args.items() if k not in hidden}
 
 
 async def _fetch_once(services: Services, job_id: str) -> FourOJob:
@@ -156,15 +199,16 @@ async def _fetch_once(services: Services, job_id: str) -> FourOJob:
     try:
         job = await client.fetch_4o(job_id)
     except NotFoundError:
-        raise ServiceError(
+        raise UnknownJobError(
             f"TTAPI does not know job {job_id!r}. Check the id: it is the job_id returned by "
             "gpt4o_image (a UUID)."
         ) from None
     except TTAPIError as exc:
         raise ServiceError(_fetch_failed(job_id, exc)) from None
+    upstream = job.model_dump(mode="json", by_alias=True)
+    upstream["hookUrl"] = redact_hook_url(job.hook_url)  # our hook URL carries a token
     await services.store.upsert_job(
-        job_id, "4o", job.prompt, job.status, message=job.message,
-        upstream=job.model_dump(mode="json", by_alias=True),
+        job_id, "4o", job.prompt, job.status, message=job.message, upstream=upstream
     )
     return job
 
@@ -180,33 +224,6 @@ def _fetch_failed(job_id: str, exc: TTAPIError) -> str:
         "running upstream (and is billed if it succeeds). Do not submit it again: call "
         f"fetch_job(job_id={job_id!r}, wait=true) to check it again."
     )
-
-
-async def _wait(
-    services: Services, job_id: str, params: dict[str, Any], first_delay: float,
-    progress: ProgressFn,
-) -> ImageToolResult:
-    """Poll until a terminal status or the wait budget; never resubmits."""
-    settings = services.settings
-    started = time.monotonic()
-    deadline = started + settings.wait_budget_seconds
-    delay, interval = first_delay, settings.poll_interval
-    status = "SUBMITTED"
-    budget = settings.wait_budget_seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return pending_result(job_id, status, params)
-        await anyio.sleep(min(delay, remaining))
-        job = await _fetch_once(services, job_id)
-        status = job.status
-        elapsed = time.monotonic() - started
-        if job.is_terminal:
-            return await _settle(services, job, params)
-        await progress(
-            min(elapsed, budget), budget or None, f"job {job_id}: {status} after {elapsed:.0f}s"
-        )
-        delay, interval = interval, min(interval * 1.5, settings.poll_max_interval)
 
 
 async def _settle(services: Services, job: FourOJob, params: dict[str, Any]) -> ImageToolResult:
@@ -279,4 +296,68 @@ def _failed_result(
     return ImageToolResult(
         status="failed", model=MODEL_4O, parameters=params, job_id=job_id, job_status="FAILED",
         quota=quota, message=message or "TTAPI gave no reason",
+    )
+
+
+def watch_4o(
+    services: Services, job_id: str, params: dict[str, Any], first_delay: float
+) -> LiveJob:
+    """The job's background watcher, started if none runs: polls until the job ends,
+    then saves its image once. A hook for the job wakes it at once (``LiveJob.poke``).
+
+    Watchers run for jobs someone waits for (they keep going when the caller's budget
+    ends), for jobs resumed after a restart and for jobs whose hook arrived; a job
+    submitted with wait=false is fetched when the caller asks (or its hook comes)."""
+    runner = services.require_runner()
+    live = runner.find(job_id)
+    if live is not None:
+        return live
+    job = LiveJob(job_id=job_id, kind="4o", model=MODEL_4O, committed=True)
+    job.upstream_status, job.phase = "SUBMITTED", "submitted to TTAPI"
+
+    async def work(job: LiveJob) -> ImageToolResult:
+        return await _poll(services, job, params, first_delay)
+
+    async def finish(job: LiveJob) -> None:
+        """Nothing to add: each poll and the save already updated the job's row."""
+
+    return runner.start(job, work, finish)
+
+
+async def _poll(
+    services: Services, job: LiveJob, params: dict[str, Any], first_delay: float
+) -> ImageToolResult:
+    settings = services.settings
+    deadline = anyio.current_time() + WATCH_MAX_SECONDS
+    delay, interval = first_delay, settings.poll_interval
+    failures = 0
+    while anyio.current_time() < deadline:
+        with anyio.move_on_after(delay):
+            await job.wake.wait()
+        job.wake = anyio.Event()
+        record = await services.store.get_job(job.job_id)
+        if record is not None and record.status == "SUCCESS" and record.image_ids:
+            return await _stored_result(services, record, params)
+        try:
+            upstream = await _fetch_once(services, job.job_id)
+        except UnknownJobError:
+            raise
+        except ServiceError as exc:
+            failures += 1
+            if job.waiters or failures >= WATCH_MAX_FAILURES:
+                # Someone waits: they get this error, which says how to check again (as a
+                # status check of their own would); nobody waits: keep trying, backing off.
+                raise
+            log.warning("polling 4o job %s failed (%d): %s", job.job_id, failures, exc)
+            delay = min(interval * 2, settings.poll_max_interval)
+            continue
+        job.upstream_status = upstream.status
+        if upstream.is_terminal:
+            job.set_phase(f"TTAPI job {upstream.status}; downloading")
+            return await _settle(services, upstream, params)
+        job.set_phase(f"TTAPI job {upstream.status}")
+        delay, interval = interval, min(interval * 1.5, settings.poll_max_interval)
+    raise ServiceError(
+        f"Stopped watching job {job.job_id} after {WATCH_MAX_SECONDS / 3600:.0f} hours; "
+        "call fetch_job later to check it."
     )

@@ -1,0 +1,65 @@
+"""Duplicate-call protection: the same paid call, made again, attaches to the first job.
+
+Why: an agent whose client timed out retries the very same call, and would pay twice.
+Two calls are the same when the tool, the effective arguments (defaults filled in, the
+presentation-only ones left out) and the input images *by content* (sha256 of the
+resolved bytes, so a path and a ttapi:// URI of one image match) are the same.
+
+While the first job runs, the second call waits for it. With ``dedupe_window_seconds``
+above 0, a call within that many seconds after an identical job *succeeded* gets its
+result too (found in the job table, so it works across restarts). Callers who really
+want a second, different draw pass ``dedupe=false``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from ttapi_mcp.store import ImageStore, JobRecord
+
+PRESENTATION_ONLY = frozenset({"preview", "wait", "dedupe"})
+_RECENT_JOBS_SCANNED = 200
+
+
+def call_key(tool: str, args: dict[str, Any], input_hashes: list[str] | None = None) -> str:
+    """A digest naming one paid call: tool, effective arguments and input contents."""
+    kept = {k: v for k, v in args.items() if v is not None and k not in PRESENTATION_ONLY}
+    doc = {"tool": tool, "args": kept, "inputs": input_hashes or []}
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def file_hashes(paths: list[Path]) -> list[str]:
+    """sha256 of each file, read in a worker thread."""
+    return [await anyio.to_thread.run_sync(_sha256, p) for p in paths]
+
+
+async def recent_success(store: ImageStore, key: str, window: float) -> JobRecord | None:
+    """The newest succeeded local job with this key that ended within ``window`` seconds."""
+    if window <= 0:
+        return None
+    since = time.time() - window
+    for record in await store.list_jobs(_RECENT_JOBS_SCANNED):
+        args = record.request_args or {}
+        if (
+            args.get("dedupe_key") == key
+            and record.status == "succeeded"
+            and record.image_ids
+            and (record.finished_at or 0) >= since
+        ):
+            return record
+    return None

@@ -1,0 +1,76 @@
+"""Hook URLs for GPT-4o jobs: one unguessable, single-use token per submission.
+
+Why a token per submission and a path id of our own: the job id is only known after
+TTAPI answers the submit, but the hook URL must be sent *with* the submit. So we make a
+random path id and a ``secrets.token_urlsafe`` token, send
+``{public_base_url}/hooks/4o/{hook_id}?token=...``, and map the hook id to the job id
+once TTAPI returns it. Only the token's sha256 is kept (in memory and in the job's
+row, so hooks still work after a restart); the token itself is never stored, logged or
+shown. A token works once: a replay gets 403, as does a wrong one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from ttapi_mcp.filenames import new_short_id
+
+from .common import Services
+from .runner import HookEntry
+
+HOOK_PATH = "/hooks/4o/{hook_id}"
+
+
+def _registry(services: Services) -> dict[str, HookEntry]:
+    return services.require_runner().hooks
+
+
+def digest_of(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_hook(services: Services) -> tuple[str, str, str] | None:
+    """(hook_url, hook_id, digest) when this server can receive hooks, else None."""
+    base = services.hook_base_url
+    if not base:
+        return None
+    hook_id, token = new_short_id(), secrets.token_urlsafe(32)
+    digest = digest_of(token)
+    _registry(services)[hook_id] = HookEntry(digest=digest)
+    url = base.rstrip("/") + HOOK_PATH.format(hook_id=hook_id) + f"?token={token}"
+    return url, hook_id, digest
+
+
+def bind_hook(services: Services, hook_id: str, job_id: str) -> None:
+    entry = _registry(services).get(hook_id)
+    if entry is not None:
+        entry.job_id = job_id
+
+
+def restore_hook(services: Services, hook_id: str, digest: str, job_id: str) -> None:
+    """Re-arm a hook of an unfinished job after a restart."""
+    _registry(services)[hook_id] = HookEntry(digest=digest, job_id=job_id)
+
+
+def forget_hook(services: Services, hook_id: str) -> None:
+    _registry(services).pop(hook_id, None)
+
+
+def accept_hook(services: Services, hook_id: str, token: str) -> HookEntry | None:
+    """The entry if ``token`` is right and unused (then it is used up), else None."""
+    entry = _registry(services).get(hook_id)
+    if entry is None or entry.used or not token:
+        return None
+    if not hmac.compare_digest(entry.digest, digest_of(token)):
+        return None
+    entry.used = True
+    return entry
+
+
+def redact_hook_url(url: str | None) -> str | None:
+    """A hook URL for storage or display: the query (where the token is) masked."""
+    if not url or "?" not in url:
+        return url
+    return url.split("?", 1)[0] + "?token=***"

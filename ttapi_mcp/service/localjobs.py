@@ -1,0 +1,161 @@
+"""generate_image and edit_image calls as local jobs: start, attach, wait, record, fetch.
+
+A local job is recorded (status ``running``, the request arguments) before anything is
+sent, and its outcome when it ends: ``succeeded``, ``partial``, ``failed``,
+``cancelled`` (stopped before reaching TTAPI: not billed) or ``interrupted`` (the
+server stopped while it ran: maybe billed). ``fetch_job`` rebuilds a result from that
+row, so it works after a restart too.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+
+from ttapi_mcp.store import JobRecord
+
+from .common import ServiceError, Services, to_saved
+from .dedupe import recent_success
+from .progress import Ticker
+from .results import ImageToolResult, MissingImage, NextCall
+from .runner import LiveJob, Work, args_without_secrets, new_local_id
+
+RESULT_STATUS = {"completed": "succeeded", "partial": "partial"}
+
+
+async def run_local(
+    services: Services,
+    *,
+    kind: str,
+    model: str,
+    prompt: str,
+    args: dict[str, Any],
+    key: str,
+    work: Work,
+    ticker: Ticker,
+    wait: bool,
+    dedupe: bool,
+    cleanup: AsyncExitStack | None = None,
+) -> ImageToolResult:
+    """Start (or attach to an identical) job, then wait for it within the budget.
+
+    ``cleanup`` (e.g. temporary input files) belongs to the job once it starts, and is
+    closed here when no job is started.
+    """
+    runner = services.require_runner()
+    budget = services.settings.wait_budget_seconds if wait else 0.0
+    job: LiveJob | None = runner.running_with_key(key) if dedupe else None
+    if job is None and dedupe:
+        record = await recent_success(services.store, key, services.settings.dedupe_window_seconds)
+        if record is not None:
+            await _close(cleanup)
+            result = await result_from_record(services, record)
+            result.message = (
+                f"An identical call (job {record.job_id}) succeeded recently; returning its "
+                "images instead of paying again. Pass dedupe=false for a new draw."
+            )
+            return result
+    if job is not None:
+        await _close(cleanup)
+        ticker.set(f"identical call already running as job {job.job_id}; attaching to it")
+    else:
+        job = LiveJob(
+            job_id=new_local_id(), kind=kind, model=model, dedupe_key=key if dedupe else None
+        )
+        recorded = {**args_without_secrets(args), "dedupe_key": key}
+        with anyio.CancelScope(shield=True):
+            await services.store.upsert_job(job.job_id, kind, prompt, "running",
+                                            request_args=recorded)
+        runner.start(job, work, lambda j: finish_local(services, j), cleanup)
+    return await runner.wait(job, ticker, budget, local_pending)
+
+
+async def _close(cleanup: AsyncExitStack | None) -> None:
+    if cleanup is not None:
+        with anyio.CancelScope(shield=True):
+            await cleanup.aclose()
+
+
+async def finish_local(services: Services, job: LiveJob) -> None:
+    """Record a local job's outcome in its row (called shielded by the runner)."""
+    now = time.time()
+    if job.result is not None:
+        result = job.result
+        result.job_id = job.job_id
+        result.job_status = RESULT_STATUS.get(result.status, "succeeded")
+        upstream = {
+            "model": result.model, "parameters": result.parameters, "usage": result.usage,
+            "missing": [m.model_dump() for m in result.missing],
+        }
+        await services.store.update_job(
+            job.job_id, status=result.job_status, image_ids=[i.id for i in result.images],
+            upstream=upstream, message=result.message, finished_at=now,
+        )
+        return
+    status = job.upstream_status if job.upstream_status != "running" else "failed"
+    await services.store.update_job(job.job_id, status=status, message=job.error,
+                                    finished_at=now)
+
+
+def local_pending(job: LiveJob) -> ImageToolResult:
+    return ImageToolResult(
+        status="pending",
+        model=job.model,
+        job_id=job.job_id,
+        job_status="running",
+        message=(
+            f"Still working ({job.phase}). The job continues in the background and its images "
+            f"are saved when they arrive: call fetch_job(job_id={job.job_id!r}, wait=true) to "
+            "wait for it again. Do not repeat the original call: that could pay twice."
+        ),
+        next_call=NextCall(tool="fetch_job", arguments={"job_id": job.job_id, "wait": True}),
+    )
+
+
+async def result_from_record(services: Services, record: JobRecord) -> ImageToolResult:
+    """A finished local job's result, rebuilt from its row and its saved images."""
+    upstream = record.upstream or {}
+    images = []
+    for index, image_id in enumerate(record.image_ids):
+        stored = await services.store.get_image(image_id)
+        if stored is not None:
+            images.append(to_saved(stored, index))
+    missing = [MissingImage.model_validate(m) for m in upstream.get("missing") or []]
+    ok = record.status in ("succeeded", "partial") and images
+    return ImageToolResult(
+        status=("partial" if missing else "completed") if ok else "failed",
+        model=str(upstream.get("model") or (record.request_args or {}).get("model") or ""),
+        parameters=dict(upstream.get("parameters") or {}),
+        images=images, missing=missing, usage=upstream.get("usage"),
+        job_id=record.job_id, job_status=record.status, message=record.message,
+    )
+
+
+async def fetch_local(
+    services: Services, job_id: str, wait: bool, ticker: Ticker
+) -> ImageToolResult:
+    """fetch_job for a local id: wait on the live job, or read the finished row."""
+    runner = services.require_runner()
+    live = runner.find(job_id)
+    if live is not None:
+        budget = services.settings.wait_budget_seconds if wait else 0.0
+        live.promised = True
+        try:
+            return await runner.wait(live, ticker, budget, local_pending)
+        except ServiceError:
+            pass  # the row now holds the failure; report it as a failed job below
+    record = await services.store.get_job(job_id)
+    if record is None:
+        raise ServiceError(
+            f"No job {job_id!r} is recorded on this server. Local job ids come from "
+            "generate_image or edit_image results of this server."
+        )
+    if record.status == "running":  # left by a server that stopped without recording it
+        return ImageToolResult(
+            status="failed", model="", job_id=job_id, job_status="interrupted",
+            message="The job is not running any more and its end was never recorded.",
+        )
+    return await result_from_record(services, record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ MAX_PREVIEW_B64_BYTES = 100_000
 
 _QUALITIES = (80, 65, 50, 35)
 _MIN_EDGE = 32
+PREVIEW_THREADS = 2
+"""Threads that do all preview work (see :func:`make_preview` for why so few)."""
+_PREVIEW_THREADS = ThreadPoolExecutor(PREVIEW_THREADS, thread_name_prefix="ttapi-preview")
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,15 @@ def _b64_len(raw_len: int) -> int:
 async def make_preview(
     source: Path | bytes, max_edge: int, max_b64_bytes: int = MAX_PREVIEW_B64_BYTES
 ) -> Preview:
-    """Thumbnail in a worker thread so the event loop keeps serving other requests."""
-    return await anyio.to_thread.run_sync(thumbnail_sync, source, max_edge, max_b64_bytes)
+    """Thumbnail on one of the preview threads, so the event loop keeps serving requests.
+
+    Pillow runs on a few dedicated threads, not anyio's shared pool of up to 40: glibc
+    gives each thread that allocates large image buffers its own arena and keeps the
+    arena's peak, so previews spread over the shared pool made a busy server's memory
+    grow call after call (about 2x in the load test); on two threads it stays flat.
+    """
+    future = _PREVIEW_THREADS.submit(thumbnail_sync, source, max_edge, max_b64_bytes)
+    return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
 
 
 async def read_full(path: Path) -> str:

@@ -7,9 +7,9 @@ transport. Over stdio, stdout carries only the protocol (logs go to stderr).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from mcp.server.context import ServerRequestContext
@@ -20,12 +20,7 @@ from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequest
 from pydantic import AnyUrl
 
 from ttapi_mcp import __version__
-from ttapi_mcp.api import RetryPolicy, Timeouts, TTAPIClient
 from ttapi_mcp.config import Settings
-from ttapi_mcp.service import Services
-from ttapi_mcp.service.recovery import recover_jobs
-from ttapi_mcp.service.runner import JobRunner
-from ttapi_mcp.store import ImageStore
 
 from .hooks import register_hooks
 from .prompts import register_prompts
@@ -38,7 +33,14 @@ from .resources import (
     read_image,
     register_resources,
 )
+from .startup import Startup, services_of
 from .tools import register_tools
+
+if TYPE_CHECKING:
+    # The client, the store and the actions load when the lifespan starts, not at import:
+    # a client lists the tools first, and that only needs their declarations.
+    from ttapi_mcp.api import TTAPIClient
+    from ttapi_mcp.service import Services
 
 log = logging.getLogger("ttapi_mcp.server")
 
@@ -54,6 +56,8 @@ INSTRUCTIONS = (
 
 def make_client(settings: Settings) -> TTAPIClient | None:
     """A client only when a key is configured: without one, calls explain how to set it."""
+    from ttapi_mcp.api import RetryPolicy, Timeouts, TTAPIClient
+
     key = settings.api_key_value()
     if not key:
         return None
@@ -76,7 +80,16 @@ def make_client(settings: Settings) -> TTAPIClient | None:
     )
 
 
-class TTAPIServer(MCPServer[Services]):
+def _load_services() -> None:
+    """Import what the services need (the client, the store, every action)."""
+    import ttapi_mcp.api
+    import ttapi_mcp.service.images
+    import ttapi_mcp.service.jobs
+    import ttapi_mcp.service.recovery
+    import ttapi_mcp.store  # noqa: F401
+
+
+class TTAPIServer(MCPServer[Startup]):
     """MCPServer with paginated image listing and per-image MIME types on read."""
 
     def __init__(self, settings: Settings) -> None:
@@ -90,12 +103,46 @@ class TTAPIServer(MCPServer[Services]):
             await self.bus.publish(ResourceUpdated(uri=f"{JOB_PREFIX}{job_id}"))
 
         @asynccontextmanager
-        async def lifespan(_: MCPServer[Services]) -> AsyncIterator[Services]:
-            """Owns the store, the client and the task group background jobs run in.
+        async def lifespan(_: MCPServer[Startup]) -> AsyncIterator[Startup]:
+            """Yields at once; the services start in a background task (see .startup)."""
+            startup = Startup()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._run_services, startup, job_changed)
+                try:
+                    yield startup
+                finally:
+                    tg.cancel_scope.cancel()
 
-            The task group is the lifespan's, not a request's, so a job outlives the
-            call that started it; it is cancelled (and its jobs recorded) on shutdown.
-            """
+        super().__init__(
+            name="ttapi-mcp",
+            title="TTAPI image models",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            lifespan=lifespan,
+            log_level=settings.log_level,
+            subscriptions=self.bus,
+        )
+
+    async def _run_services(
+        self, startup: Startup, job_changed: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Own the store, the client and the task group background jobs run in, until
+        cancelled at shutdown.
+
+        The task group is the server's, not a request's, so a job outlives the call that
+        started it; it is cancelled (and its jobs recorded) on shutdown. Recovery of the
+        previous process's jobs runs before any request gets the services.
+        """
+        # Imported in a worker thread: the event loop keeps answering initialize and
+        # tools/list meanwhile (importing holds the GIL only in short slices).
+        await anyio.to_thread.run_sync(_load_services)
+        from ttapi_mcp.service import Services
+        from ttapi_mcp.service.recovery import recover_jobs
+        from ttapi_mcp.service.runner import JobRunner
+        from ttapi_mcp.store import ImageStore
+
+        settings = self.ttapi_settings
+        try:
             store = ImageStore(settings.output_dir, settings.store_path)
             async with store:
                 removed = await store.cleanup_temp_files()
@@ -113,32 +160,26 @@ class TTAPIServer(MCPServer[Services]):
                         if client is not None:
                             await recover_jobs(services)
                         self.services = services
+                        startup.set(services)
                         try:
-                            yield services
+                            await anyio.sleep_forever()
                         finally:
                             self.services = None
                             tg.cancel_scope.cancel()
                 finally:
                     if client is not None:
                         await client.aclose()
-
-        super().__init__(
-            name="ttapi-mcp",
-            title="TTAPI image models",
-            instructions=INSTRUCTIONS,
-            version=__version__,
-            lifespan=lifespan,
-            log_level=settings.log_level,
-            subscriptions=self.bus,
-        )
+        finally:
+            startup.set(None)
 
     async def _handle_list_resources(
-        self, ctx: ServerRequestContext[Services], params: PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Startup], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
         """Static resources on the first page, then saved images newest first, paginated."""
         cursor = params.cursor if params is not None else None
         resources = [] if cursor else await self.list_resources()
-        images, next_cursor = await list_image_page(ctx.lifespan_context, cursor)
+        services = await services_of(ctx.lifespan_context)
+        images, next_cursor = await list_image_page(services, cursor)
         return ListResourcesResult(resources=[*resources, *images], next_cursor=next_cursor)
 
     async def read_resource(
@@ -149,9 +190,10 @@ class TTAPIServer(MCPServer[Services]):
         text = str(uri)
         if text.startswith(IMAGE_PREFIX) and context is not None:
             image_id = text.removeprefix(IMAGE_PREFIX)
-            return [await read_image(context.request_context.lifespan_context, image_id)]
+            services = await services_of(context.request_context.lifespan_context)
+            return [await read_image(services, image_id)]
         if text == JOBS_URI and context is not None:
-            doc = await jobs_json(context.request_context.lifespan_context)
+            doc = await jobs_json(await services_of(context.request_context.lifespan_context))
             return [ReadResourceContents(content=doc, mime_type="application/json")]
         return await super().read_resource(uri, context)
 

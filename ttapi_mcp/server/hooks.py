@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ttapi_mcp.service.hooks import HOOK_PATH, accept_hook
-from ttapi_mcp.service.jobs import watch_4o
+from ttapi_mcp.service.hooks import HOOK_PATH
 
 if TYPE_CHECKING:
     from .app import TTAPIServer
@@ -50,6 +49,9 @@ def register_hooks(server: TTAPIServer) -> None:
 
     @server.custom_route(HOOK_PATH, methods=["POST"], include_in_schema=False)
     async def hook(request: Request) -> Response:
+        from ttapi_mcp.service.hooks import accept_hook
+        from ttapi_mcp.service.jobs import watch_4o
+
         services = server.services
         if services is None or services.runner is None:
             return PlainTextResponse("not ready", status_code=503)

@@ -8,7 +8,7 @@ bytes with its own MIME type (PNG, JPEG or WebP).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from mcp.server.lowlevel.helper_types import ReadResourceContents
@@ -17,8 +17,12 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import Resource
 
 from ttapi_mcp.catalog import catalog_as_json
-from ttapi_mcp.service import Services
-from ttapi_mcp.store import StoredImage, StoreError
+
+from .startup import services_of
+
+if TYPE_CHECKING:  # loaded with the lifespan, not to declare resources (see server.app)
+    from ttapi_mcp.service import Services
+    from ttapi_mcp.store import StoredImage
 
 IMAGE_PREFIX = "ttapi://images/"
 JOB_PREFIX = "ttapi://jobs/"
@@ -44,6 +48,8 @@ def image_resource(image: StoredImage) -> Resource:
 async def list_image_page(
     services: Services, cursor: str | None
 ) -> tuple[list[Resource], str | None]:
+    from ttapi_mcp.store import StoreError
+
     try:
         images, next_cursor = await services.store.list_images(PAGE_SIZE, cursor)
     except StoreError as exc:
@@ -97,10 +103,8 @@ async def jobs_json(services: Services) -> str:
     return json.dumps({"jobs": rows}, indent=2, ensure_ascii=False)
 
 
-def _services(ctx: Context) -> Services:
-    services = ctx.request_context.lifespan_context
-    assert isinstance(services, Services)
-    return services
+async def _services(ctx: Context) -> Services:
+    return await services_of(ctx.request_context.lifespan_context)
 
 
 def register_resources(server: MCPServer) -> None:
@@ -119,7 +123,7 @@ def register_resources(server: MCPServer) -> None:
         description="A saved image's bytes (PNG, JPEG or WebP).", mime_type="image/png",
     )
     async def image(image_id: str, ctx: Context) -> bytes:
-        contents = await read_image(_services(ctx), image_id)
+        contents = await read_image(await _services(ctx), image_id)
         assert isinstance(contents.content, bytes)
         return contents.content
 
@@ -140,4 +144,4 @@ def register_resources(server: MCPServer) -> None:
         mime_type="application/json",
     )
     async def job(job_id: str, ctx: Context) -> str:
-        return await job_json(_services(ctx), job_id)
+        return await job_json(await _services(ctx), job_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -19,16 +19,11 @@ from pydantic import Field
 
 from ttapi_mcp.catalog import MODELS
 from ttapi_mcp.server.results import to_call_result
-from ttapi_mcp.service import (
-    ProgressFn,
-    ServiceError,
-    Services,
-    edit_image,
-    fetch_job,
-    generate_image,
-    submit_gpt4o,
-)
+from ttapi_mcp.server.startup import services_of
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode
+
+if TYPE_CHECKING:  # the actions load on the first call: listing tools must not wait for them
+    from ttapi_mcp.service import ProgressFn, Services
 
 GenerateModel = Literal[
     "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
@@ -149,12 +144,6 @@ READS = ToolAnnotations(
 Output = Annotated[CallToolResult, ImageToolResult]
 
 
-def services_of(ctx: Context) -> Services:
-    services = ctx.request_context.lifespan_context
-    assert isinstance(services, Services)
-    return services
-
-
 def progress_of(ctx: Context) -> ProgressFn:
     """Forward service progress to the client as MCP progress notifications."""
 
@@ -171,7 +160,9 @@ async def _run(
     preview: PreviewMode | None,
     action: Callable[[Services, ProgressFn], Awaitable[ImageToolResult]],
 ) -> CallToolResult:
-    services = services_of(ctx)
+    from ttapi_mcp.service import ServiceError
+
+    services = await services_of(ctx.request_context.lifespan_context)
     try:
         result = await action(services, progress_of(ctx))
     except ServiceError as exc:
@@ -230,6 +221,8 @@ def register_tools(server: MCPServer) -> None:
             "output_compression": output_compression, "moderation": moderation,
             "response_format": response_format,
         }
+        from ttapi_mcp.service import generate_image
+
         return await _run(
             ctx, preview, lambda s, p: generate_image(s, args, p, wait=wait, dedupe=dedupe)
         )
@@ -287,6 +280,8 @@ def register_tools(server: MCPServer) -> None:
             "output_format": output_format, "output_compression": output_compression,
             "input_fidelity": input_fidelity,
         }
+        from ttapi_mcp.service import edit_image
+
         return await _run(
             ctx, preview, lambda s, p: edit_image(s, args, p, wait=wait, dedupe=dedupe)
         )
@@ -319,6 +314,8 @@ def register_tools(server: MCPServer) -> None:
                   "true). false: return the job id at once and call fetch_job later."),
         ] = True,
     ) -> Output:
+        from ttapi_mcp.service import submit_gpt4o
+
         return await _run(
             ctx, None,
             lambda s, p: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
@@ -339,4 +336,6 @@ def register_tools(server: MCPServer) -> None:
                   "wait budget (default false: answer at once)."),
         ] = False,
     ) -> Output:
+        from ttapi_mcp.service import fetch_job
+
         return await _run(ctx, None, lambda s, p: fetch_job(s, job_id, wait, p))

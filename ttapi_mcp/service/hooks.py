@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
 from ttapi_mcp.filenames import new_short_id
 
-from .common import Services
-from .runner import HookEntry
+if TYPE_CHECKING:  # not at import: the server declares its hook route before it loads these
+    from .common import Services
+    from .runner import HookEntry
 
 HOOK_PATH = "/hooks/4o/{hook_id}"
 
@@ -36,6 +38,8 @@ def new_hook(services: Services) -> tuple[str, str, str] | None:
     base = services.hook_base_url
     if not base:
         return None
+    from .runner import HookEntry
+
     hook_id, token = new_short_id(), secrets.token_urlsafe(32)
     digest = digest_of(token)
     _registry(services)[hook_id] = HookEntry(digest=digest)
@@ -51,6 +55,8 @@ def bind_hook(services: Services, hook_id: str, job_id: str) -> None:
 
 def restore_hook(services: Services, hook_id: str, digest: str, job_id: str) -> None:
     """Re-arm a hook of an unfinished job after a restart."""
+    from .runner import HookEntry
+
     _registry(services)[hook_id] = HookEntry(digest=digest, job_id=job_id)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import anyio
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
 from ttapi_mcp.previews import make_preview, read_full
@@ -49,13 +50,15 @@ def summary_text(result: ImageToolResult) -> str:
 
 
 async def _preview_block(
-    image: SavedImage, mode: PreviewMode, thumbnail_size: int
+    result: ImageToolResult, image: SavedImage, mode: PreviewMode, thumbnail_size: int
 ) -> ContentBlock | None:
     path = Path(image.path)
     try:
         if mode == "full":
             return ImageContent(type="image", data=await read_full(path), mime_type=image.mime)
-        preview = await make_preview(path, thumbnail_size)
+        preview = result.preview_for(image.id, thumbnail_size)  # made while saving
+        if preview is None:
+            preview = await make_preview(path, thumbnail_size)
     except (OSError, ValueError) as exc:
         log.warning("no preview for image %s: %s", image.id, exc)
         return None
@@ -79,10 +82,16 @@ async def to_call_result(
             )
         )
     if preview != "none":
-        for image in result.images:
-            block = await _preview_block(image, preview, thumbnail_size)
-            if block is not None:
-                content.append(block)
+        # Concurrently (several preview threads), kept in image order.
+        blocks: list[ContentBlock | None] = [None] * len(result.images)
+
+        async def fill(i: int, image: SavedImage) -> None:
+            blocks[i] = await _preview_block(result, image, preview, thumbnail_size)
+
+        async with anyio.create_task_group() as tg:
+            for i, image in enumerate(result.images):
+                tg.start_soon(fill, i, image)
+        content.extend(b for b in blocks if b is not None)
     return CallToolResult(
         content=content, structured_content=result.model_dump(mode="json")
     )

@@ -158,17 +158,20 @@ def progress_of(ctx: Context) -> ProgressFn:
 async def _run(
     ctx: Context,
     preview: PreviewMode | None,
-    action: Callable[[Services, ProgressFn], Awaitable[ImageToolResult]],
+    action: Callable[[Services, ProgressFn, int | None], Awaitable[ImageToolResult]],
 ) -> CallToolResult:
+    """Run ``action`` with the thumbnail edge it should prepare while saving (or None)."""
     from ttapi_mcp.service import ServiceError
 
     services = await services_of(ctx.request_context.lifespan_context)
+    settings = services.settings
+    mode = preview or settings.preview
+    edge = settings.thumbnail_size if mode == "thumbnail" else None
     try:
-        result = await action(services, progress_of(ctx))
+        result = await action(services, progress_of(ctx), edge)
     except ServiceError as exc:
         raise ToolError(str(exc)) from None
-    settings = services.settings
-    return await to_call_result(result, preview or settings.preview, settings.thumbnail_size)
+    return await to_call_result(result, mode, settings.thumbnail_size)
 
 
 def register_tools(server: MCPServer) -> None:
@@ -223,9 +226,8 @@ def register_tools(server: MCPServer) -> None:
         }
         from ttapi_mcp.service import generate_image
 
-        return await _run(
-            ctx, preview, lambda s, p: generate_image(s, args, p, wait=wait, dedupe=dedupe)
-        )
+        return await _run(ctx, preview, lambda s, p, e: generate_image(
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
                  annotations=WRITES)
@@ -282,9 +284,8 @@ def register_tools(server: MCPServer) -> None:
         }
         from ttapi_mcp.service import edit_image
 
-        return await _run(
-            ctx, preview, lambda s, p: edit_image(s, args, p, wait=wait, dedupe=dedupe)
-        )
+        return await _run(ctx, preview, lambda s, p, e: edit_image(
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
                  annotations=WRITES)
@@ -318,7 +319,7 @@ def register_tools(server: MCPServer) -> None:
 
         return await _run(
             ctx, None,
-            lambda s, p: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
+            lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
         )
 
     @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS)
@@ -338,4 +339,4 @@ def register_tools(server: MCPServer) -> None:
     ) -> Output:
         from ttapi_mcp.service import fetch_job
 
-        return await _run(ctx, None, lambda s, p: fetch_job(s, job_id, wait, p))
+        return await _run(ctx, None, lambda s, p, _: fetch_job(s, job_id, wait, p))

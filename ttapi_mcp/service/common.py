@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+from anyio.abc import TaskGroup
 
 from ttapi_mcp.api import ImagesResponse, TTAPIClient, TTAPIError
 from ttapi_mcp.catalog import Violation
@@ -28,6 +29,8 @@ from ttapi_mcp.store import ImageStore, StoredImage, StoreError
 from .results import MissingImage, SavedImage
 
 if TYPE_CHECKING:
+    from ttapi_mcp.previews import Preview
+
     from .runner import JobRunner
 
 log = logging.getLogger("ttapi_mcp.service")
@@ -173,6 +176,20 @@ class SaveContext:
     parameters: dict[str, Any]
     request_id: str | None = None
     job_id: str | None = None
+    preview_edge: int | None = None
+    """Long edge of the thumbnail the caller will show, if any: made while saving."""
+    previews: dict[str, list[Preview]] = field(default_factory=dict)
+    """Image id -> its thumbnail (an empty list until made, or if it could not be)."""
+
+
+async def _preview_into(data: bytes, edge: int, slot: list[Preview]) -> None:
+    """Thumbnail from the decoded bytes; a failure only means no early preview."""
+    from ttapi_mcp.previews import make_preview
+
+    try:
+        slot.append(await make_preview(data, edge))
+    except (ValueError, OSError) as exc:
+        log.debug("no early preview: %s", exc)
 
 
 async def save_one(
@@ -182,8 +199,13 @@ async def save_one(
     b64: str | None,
     url: str | None,
     revised_prompt: str | None = None,
+    previews: TaskGroup | None = None,
 ) -> StoredImage:
     """Save one result image: decode base64, or download the URL at once (it expires).
+
+    With ``previews`` and ``ctx.preview_edge``, the thumbnail is started from the decoded
+    bytes in that task group, so it runs while the file is written and recorded instead
+    of after the call, re-reading and decoding the saved file.
 
     Raises ``ValueError`` (undecodable), ``TTAPIError`` (download failed) or
     ``StoreError`` (not an accepted image); the caller records these per image.
@@ -198,7 +220,12 @@ async def save_one(
     }
     if b64:
         data = await anyio.to_thread.run_sync(_decode_b64, b64)
-        return await services.store.save_image(data, **meta)
+        slot: list[Preview] = []
+        if previews is not None and ctx.preview_edge:
+            previews.start_soon(_preview_into, data, ctx.preview_edge, slot)
+        stored = await services.store.save_image(data, **meta)
+        ctx.previews[stored.id] = slot
+        return stored
     assert url is not None
     client = services.require_client()
     store = services.store
@@ -221,22 +248,30 @@ def _verify_file(path: Any) -> None:
 async def save_response(
     services: Services, ctx: SaveContext, response: ImagesResponse, progress: ProgressFn
 ) -> tuple[list[SavedImage], list[MissingImage]]:
-    """Save every image of an answer; keep the good ones when some fail."""
+    """Save every image of an answer; keep the good ones when some fail.
+
+    Thumbnails (``ctx.preview_edge``) run alongside the following saves and are all
+    done when this returns.
+    """
     saved: list[SavedImage] = []
     missing: list[MissingImage] = []
     total = len(response.data)
-    for index, item in enumerate(response.data):
-        verb = "downloading and saving" if item.url and not item.b64_json else "saving"
-        await progress(index, total, f"{verb} image {index + 1} of {total}")
-        try:
-            stored = await save_one(
-                services, ctx, b64=item.b64_json, url=item.url, revised_prompt=item.revised_prompt
-            )
-        except (ValueError, TTAPIError, StoreError, OSError) as exc:
-            log.warning("image %d of %d not saved: %s", index, total, exc)
-            missing.append(MissingImage(index=index, error=f"image {index} was not saved: {exc}"))
-            continue
-        saved.append(to_saved(stored, index))
+    async with anyio.create_task_group() as previews:
+        for index, item in enumerate(response.data):
+            verb = "downloading and saving" if item.url and not item.b64_json else "saving"
+            await progress(index, total, f"{verb} image {index + 1} of {total}")
+            try:
+                stored = await save_one(
+                    services, ctx, b64=item.b64_json, url=item.url,
+                    revised_prompt=item.revised_prompt, previews=previews,
+                )
+            except (ValueError, TTAPIError, StoreError, OSError) as exc:
+                log.warning("image %d of %d not saved: %s", index, total, exc)
+                missing.append(
+                    MissingImage(index=index, error=f"image {index} was not saved: {exc}")
+                )
+                continue
+            saved.append(to_saved(stored, index))
     return saved, missing
 
 

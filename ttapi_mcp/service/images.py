@@ -51,6 +51,7 @@ async def generate_image(
     *,
     wait: bool = True,
     dedupe: bool = True,
+    preview_edge: int | None = None,
 ) -> ImageToolResult:
     """Validate at once, then call E1 (or E3 for dall-e-3 when so configured) as a job."""
     settings = services.settings
@@ -85,7 +86,8 @@ async def generate_image(
                     await services.store.finish_request(request_id, "error", error=str(exc))
                     raise upstream_error(exc) from None
             log.info("%s answered in %.1fs", route, time.monotonic() - started)
-            return await _finish(services, request_id, sent, response, _phase_progress(job))
+            return await _finish(services, request_id, sent, response, _phase_progress(job),
+                                 preview_edge)
 
         return await run_local(
             services, kind="generate", model=str(sent["model"]), prompt=str(sent["prompt"]),
@@ -101,6 +103,7 @@ async def edit_image(
     *,
     wait: bool = True,
     dedupe: bool = True,
+    preview_edge: int | None = None,
 ) -> ImageToolResult:
     """Resolve and check every input image at once, then upload to E2 as a job."""
     settings = services.settings
@@ -155,7 +158,7 @@ async def edit_image(
                         raise upstream_error(exc) from None
                     job.commit()
                 return await _finish(services, request_id, recorded, response,
-                                     _phase_progress(job))
+                                     _phase_progress(job), preview_edge)
 
             return await run_local(
                 services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
@@ -188,10 +191,12 @@ async def _finish(
     sent: dict[str, Any],
     response: ImagesResponse,
     progress: ProgressFn,
+    preview_edge: int | None = None,
 ) -> ImageToolResult:
     ctx = SaveContext(
         model=str(sent["model"]), prompt=str(sent["prompt"]),
         parameters={k: v for k, v in sent.items() if k != "prompt"}, request_id=request_id,
+        preview_edge=preview_edge,
     )
     saved, missing = await save_response(services, ctx, response, progress)
     usage = usage_dict(response)
@@ -210,7 +215,7 @@ async def _finish(
         value = getattr(response, key, None)
         if value:
             effective[key] = value
-    return ImageToolResult(
+    result = ImageToolResult(
         status="partial" if missing else "completed",
         model=ctx.model,
         parameters=effective,
@@ -219,6 +224,8 @@ async def _finish(
         usage=usage,
         message="; ".join(m.error for m in missing) or None,
     )
+    result.add_previews(preview_edge, ctx.previews)
+    return result
 
 
 __all__ = ["edit_image", "generate_image"]

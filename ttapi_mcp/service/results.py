@@ -5,9 +5,12 @@ service builds it; the server only renders it as MCP content.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
+
+if TYPE_CHECKING:
+    from ttapi_mcp.previews import Preview
 
 PreviewMode = Literal["thumbnail", "full", "none"]
 Status = Literal["completed", "partial", "pending", "failed"]
@@ -70,3 +73,15 @@ class ImageToolResult(BaseModel):
     job_status: str | None = Field(default=None, description="Upstream job status, if a job.")
     message: str | None = None
     next_call: NextCall | None = None
+    _previews: dict[tuple[str, int], Preview] = PrivateAttr(default_factory=dict)
+    """Thumbnails made while saving, by (image id, long edge); never serialised."""
+
+    def add_previews(self, edge: int | None, previews: dict[str, list[Preview]]) -> None:
+        """Keep thumbnails made while saving, so the tool result need not redo them."""
+        if edge:
+            for image_id, made in previews.items():
+                if made:
+                    self._previews[(image_id, edge)] = made[0]
+
+    def preview_for(self, image_id: str, edge: int) -> Preview | None:
+        return self._previews.get((image_id, edge))

@@ -61,6 +61,8 @@ class Emulator:
         self._defaults = self.options.model_copy(deep=True)
         self.base_url: str | None = None
         self.log: list[RequestRecord] = []
+        self.arrivals: list[RequestRecord] = []
+        """Every request as soon as it arrives (``log`` has it only once answered)."""
         self._log_lock = threading.Lock()
         self.faults = FaultQueue()
         self.files = FileStore()
@@ -83,9 +85,14 @@ class Emulator:
             return [r for r in list(self.log) if r.route in ("E1", "E2", "E3", "E4", "E5")]
         return [r for r in list(self.log) if r.route == route]
 
+    def arrived(self, route: str) -> list[RequestRecord]:
+        """Requests of one route that reached the emulator, answered or still in progress."""
+        return [r for r in list(self.arrivals) if r.route == route]
+
     def clear_log(self) -> None:
         with self._log_lock:
             self.log.clear()
+            self.arrivals.clear()
 
     def reset(self) -> None:
         """Forget log, faults, jobs and files; restore the options given at construction."""
@@ -124,6 +131,8 @@ class Emulator:
             record = RequestRecord(method=request.method, path=path, route=route,  # type: ignore[arg-type]
                                    headers=_mask_headers(request),
                                    query=dict(request.query_params))
+            with self._log_lock:
+                self.arrivals.append(record)
             try:
                 response = await self._handle(request, record)
             except ApiError as err:

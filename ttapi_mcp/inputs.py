@@ -153,7 +153,10 @@ async def _from_path(ref: str, text: str, role: Role, policy: InputPolicy) -> In
         raise _fail(ref, "names a folder, not a file")
     if "\x00" in text:
         raise _fail(ref, "contains a NUL character")
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~name/..." for a user this system does not know
+        raise _fail(ref, "starts with '~' but names no known user's home folder") from None
     if not path.is_absolute():
         raise _fail(ref, f"relative paths are not accepted; {_accepted_forms(policy)}")
     resolved = await anyio.to_thread.run_sync(_resolve_inside_roots, ref, path, policy)

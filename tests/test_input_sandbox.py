@@ -159,3 +159,11 @@ async def test_nothing_is_written_outside_the_output_folder_and_the_database(
         assert path.name.isascii() and len(path.name) <= 80, path.name
     assert sorted(p.name for p in folders["root"].iterdir()) == ["pic.png"]
     assert sys.platform == "win32" or not any(p.is_symlink() for p in created)
+
+
+async def test_tilde_of_an_unknown_user_is_a_clear_refusal(
+    emulator: Emulator, tmp_path: Path, folders: dict[str, Path]
+) -> None:
+    # Path.expanduser raises RuntimeError here; it once surfaced as a bare crash.
+    settings = make_server_settings(emulator.base_url, tmp_path, input_roots=[folders["root"]])
+    await _refused(emulator, settings, "~no-such-user-5d1c/pic.png", "no known user")

@@ -38,7 +38,8 @@ REFUSED_BEFORE_SENDING = ("was not sent", "was not submitted", "is not a job id"
 
 TRICKY = st.sampled_from([
     "", " ", "\x00", "../../../../etc/passwd", "/etc/passwd", "/dev/zero", "/proc/self/environ",
-    "file:///etc/passwd", "~/secret.png", "C:\\Windows\\win.ini", "CON", "NUL.png",
+    "file:///etc/passwd", "~/secret.png", "~no-such-user/x.png", "C:\\Windows\\win.ini",
+    "CON", "NUL.png",
     "ttapi://images/../../x", "ttapi://images/", "data:image/png;base64,AAAA",
     "data:image/svg+xml;base64,PHN2Zz4=", "http://169.254.169.254/latest/meta-data",
     "http://127.0.0.1:1/x.png", "gopher://x", "1024x1024", "256X256", "0x0", "-1", "NaN",

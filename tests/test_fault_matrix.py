@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +26,21 @@ import pytest
 from conftest import CANARY_KEY, make_server_settings, mcp_client
 from PIL import Image
 
-from ttapi_mcp.emulator import Emulator, Fault
+from ttapi_mcp.emulator import Emulator, EmulatorServer, Fault
 from ttapi_mcp.store import ImageStore
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """An emulator for this module alone (the `emulator` fixture resets it per test).
+
+    These tests count requests and queue faults; a request from a server another test
+    left finishing in the background must not land in their log or take their fault.
+    """
+    with EmulatorServer(Emulator(), host="127.0.0.1", port=0) as server:
+        yield server
 
 Tool = Literal["generate_image", "edit_image", "gpt4o_image", "fetch_job"]
 Outcome = Literal["error", "completed", "pending", "failed"]

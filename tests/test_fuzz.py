@@ -26,13 +26,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ttapi_mcp.emulator import Emulator
+from ttapi_mcp.emulator import Emulator, EmulatorServer
 
 EXAMPLES = settings(
     max_examples=300, deadline=None, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
 )
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """An emulator for this module alone (the `emulator` fixture resets it per test).
+
+    These tests count requests and queue faults; a request from a server another test
+    left finishing in the background must not land in their log or take their fault.
+    """
+    with EmulatorServer(Emulator(), host="127.0.0.1", port=0) as server:
+        yield server
+
+
 REFUSED_BEFORE_SENDING = ("was not sent", "was not submitted", "is not a job id",
                           "validation error")
 

@@ -42,6 +42,17 @@ MCP_HEADERS = {"Content-Type": "application/json",
                "Accept": "application/json, text/event-stream"}
 
 
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """An emulator for this module alone (the `emulator` fixture resets it per test).
+
+    These tests count requests and queue faults; a request from a server another test
+    left finishing in the background must not land in their log or take their fault.
+    """
+    with EmulatorServer(Emulator(), host="127.0.0.1", port=0) as server:
+        yield server
+
+
 @contextmanager
 def running(settings: Any) -> Iterator[tuple[str, int]]:
     """The real HTTP app on uvicorn in a thread; yields (base URL, port) on 127.0.0.1."""

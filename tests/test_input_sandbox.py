@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,20 @@ import pytest
 from conftest import make_server_settings, mcp_client
 from PIL import Image
 
-from ttapi_mcp.emulator import Emulator
+from ttapi_mcp.emulator import Emulator, EmulatorServer
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """An emulator for this module alone (the `emulator` fixture resets it per test).
+
+    These tests count requests and queue faults; a request from a server another test
+    left finishing in the background must not land in their log or take their fault.
+    """
+    with EmulatorServer(Emulator(), host="127.0.0.1", port=0) as server:
+        yield server
 
 
 @pytest.fixture

@@ -27,9 +27,20 @@ import httpx2
 import pytest
 from conftest import CANARY_KEY
 
-from ttapi_mcp.emulator import Emulator, Fault
+from ttapi_mcp.emulator import Emulator, EmulatorServer, Fault
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """An emulator for this module alone (the `emulator` fixture resets it per test).
+
+    These tests count requests and queue faults; a request from a server another test
+    left finishing in the background must not land in their log or take their fault.
+    """
+    with EmulatorServer(Emulator(), host="127.0.0.1", port=0) as server:
+        yield server
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 20

@@ -31,7 +31,7 @@ def emulator(emulator_server: EmulatorServer) -> Emulator:
 # Settings pointing at the emulator with a temporary output folder and database, and a
 # helper to open an in-memory MCP client in either protocol era.
 
-from contextlib import asynccontextmanager  # noqa: E402
+from contextlib import asynccontextmanager, contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -81,3 +81,40 @@ async def mcp_client(settings: Any, mode: str = "auto", **kwargs: Any) -> Any:
 
     async with Client(build_server(settings), mode=mode, **kwargs) as client:  # type: ignore[arg-type]
         yield client
+
+
+@contextmanager
+def serve_http(settings: Any, public: bool = False) -> Iterator[str]:
+    """The real streamable-HTTP app on uvicorn in a thread, on a random loopback port.
+
+    Yields the origin (``http://127.0.0.1:PORT``); with ``public``, that origin is also the
+    server's ``public_base_url`` (the port is bound first, so it is known in advance).
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from ttapi_mcp.server.app import build_server
+    from ttapi_mcp.server.http import build_http_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    if public:
+        settings = settings.model_copy(update={"public_base_url": origin})
+    app = build_http_app(settings, build_server(settings))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "HTTP server did not start"
+        time.sleep(0.01)
+    try:
+        yield origin
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -33,10 +33,9 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import make_server_settings
+from conftest import make_server_settings, serve_http
 from PIL import Image
 from test_long_work import Notes, assert_output_folder_whole, read_json
-from test_long_work_transports import http_server
 from test_server_transports import _server_env
 
 from ttapi_mcp.emulator import Emulator
@@ -76,7 +75,7 @@ async def connect(transport: str, emulator: Emulator, tmp_path: Path,
         server_settings = make_server_settings(
             emulator.base_url, tmp_path, output_dir=tmp_path / "out",
             database_path=tmp_path / "db.sqlite3", **settings)
-        with http_server(server_settings) as origin:
+        with serve_http(server_settings) as origin:
             async with Client(f"{origin}/mcp", mode=mode) as client:
                 yield client
 

@@ -14,8 +14,6 @@ import select
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,14 +21,11 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
-from conftest import CANARY_KEY, make_server_settings
+from conftest import CANARY_KEY, make_server_settings, serve_http
 from pydantic import SecretStr
 
 from ttapi_mcp.emulator import Emulator, EmulatorServer
 from ttapi_mcp.server import http as server_http
-from ttapi_mcp.server.app import build_server
-from ttapi_mcp.server.http import build_http_app
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "sec-token-0b7e4c29f1d84a6a"
@@ -56,24 +51,8 @@ def emulator_server() -> Iterator[EmulatorServer]:
 @contextmanager
 def running(settings: Any) -> Iterator[tuple[str, int]]:
     """The real HTTP app on uvicorn in a thread; yields (base URL, port) on 127.0.0.1."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = build_http_app(settings, build_server(settings))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "HTTP server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_http(settings) as origin:
+        yield origin, int(origin.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")

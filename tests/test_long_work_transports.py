@@ -6,57 +6,25 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-import uvicorn
-from conftest import make_server_settings, mcp_client
+from conftest import make_server_settings, mcp_client, serve_http
 from test_long_work import Notes, read_json, wait_until
 from test_server_transports import StrictStdio, _server_env
 
 from ttapi_mcp.emulator import Emulator
-from ttapi_mcp.server.app import build_server
-from ttapi_mcp.server.http import build_http_app
 
 pytestmark = pytest.mark.anyio
 DALLE2 = {"model": "dall-e-2", "size": "256x256", "response_format": "b64_json",
           "preview": "none"}
-
-
-@contextmanager
-def http_server(settings: Any, public: bool = False) -> Iterator[str]:
-    """The real HTTP app on uvicorn; with ``public``, its own origin is public_base_url."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    if public:
-        settings = settings.model_copy(update={"public_base_url": origin})
-    app = build_http_app(settings, build_server(settings))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "HTTP server did not start"
-        time.sleep(0.01)
-    try:
-        yield origin
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 # -- progress -----------------------------------------------------------------------------
@@ -90,7 +58,7 @@ async def test_progress_reaches_a_streamable_http_client(
     emulator.options.latency_seconds = 1.5
     settings = make_server_settings(emulator.base_url, tmp_path, progress_interval_seconds=0.1)
     notes = Notes()
-    with http_server(settings) as origin:
+    with serve_http(settings) as origin:
         async with Client(f"{origin}/mcp", mode=mode) as client:
             result = await client.call_tool("generate_image", {"prompt": "an http clock",
                                                                **DALLE2},
@@ -174,7 +142,7 @@ async def test_hook_completes_a_job_at_once_and_notifies_subscribers(
     from mcp import Client
 
     emulator.options.job_seconds = 0.5
-    with http_server(_hook_settings(emulator, tmp_path), public=True) as origin:
+    with serve_http(_hook_settings(emulator, tmp_path), public=True) as origin:
         async with Client(f"{origin}/mcp") as client:
             submitted = await client.call_tool("gpt4o_image", {"prompt": "draw a hooked fish",
                                                                "wait": False})
@@ -213,7 +181,7 @@ async def test_callers_own_hook_url_wins(emulator: Emulator, tmp_path: Path) -> 
 
     emulator.options.job_seconds = 0.1
     theirs = "http://127.0.0.1:9/their-hook"
-    with http_server(_hook_settings(emulator, tmp_path), public=True) as origin:
+    with serve_http(_hook_settings(emulator, tmp_path), public=True) as origin:
         async with Client(f"{origin}/mcp") as client:
             await client.call_tool("gpt4o_image", {"prompt": "draw x", "hook_url": theirs,
                                                    "wait": False})

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import os
 import select
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +18,10 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
-from conftest import CANARY_KEY, make_server_settings
+from conftest import CANARY_KEY, make_server_settings, serve_http
 from pydantic import SecretStr
 
 from ttapi_mcp.emulator import Emulator
-from ttapi_mcp.server.app import build_server
-from ttapi_mcp.server.http import build_http_app
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "http-token-5d1c9e7a3b"
@@ -190,25 +185,9 @@ def test_stdio_without_a_key_starts_and_explains(emulator: Emulator, tmp_path: P
 
 @contextmanager
 def http_server(settings: Any) -> Iterator[str]:
-    """The real HTTP app on uvicorn in a thread, on a random loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = build_http_app(settings, build_server(settings))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "HTTP server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    """The real HTTP app on a random loopback port; yields its /mcp URL."""
+    with serve_http(settings) as origin:
+        yield origin + "/mcp"
 
 
 @pytest.mark.anyio

@@ -114,23 +114,10 @@ class ImageStore(RecordsMixin):
             sha256 = await anyio.to_thread.run_sync(
                 files.write_atomic, self.output_dir, final, data
             )
-            image = StoredImage(
-                id=image_id,
-                path=final,
-                sha256=sha256,
-                bytes=facts.bytes,
-                mime=facts.mime or "",
-                width=facts.width,
-                height=facts.height,
-                model=model,
-                prompt=prompt,
-                parameters=scrub_secrets(parameters or {}),
-                source_url=source_url,
-                url_expires_at=url_expires_at,
-                revised_prompt=revised_prompt,
-                job_id=job_id,
-                request_id=request_id,
-                created_at=created_at,
+            image = _stored_image(
+                image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
+                parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,
+                revised_prompt=revised_prompt, job_id=job_id, request_id=request_id,
             )
             await self._insert(image)
         return image
@@ -166,23 +153,10 @@ class ImageStore(RecordsMixin):
                 files.adopt, self.output_dir, tmp, name_for
             )
             _require_image(facts, f"the downloaded file {tmp.name}")
-            image = StoredImage(
-                id=image_id,
-                path=final,
-                sha256=sha256,
-                bytes=facts.bytes,
-                mime=facts.mime or "",
-                width=facts.width,
-                height=facts.height,
-                model=model,
-                prompt=prompt,
-                parameters=scrub_secrets(parameters or {}),
-                source_url=source_url,
-                url_expires_at=url_expires_at,
-                revised_prompt=revised_prompt,
-                job_id=job_id,
-                request_id=request_id,
-                created_at=created_at,
+            image = _stored_image(
+                image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
+                parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,
+                revised_prompt=revised_prompt, job_id=job_id, request_id=request_id,
             )
             await self._insert(image)
         return image
@@ -343,3 +317,15 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         raise StoreError(
             f"invalid cursor {cursor[:60]!r}: pass a cursor returned by a previous listing"
         ) from exc
+
+
+def _stored_image(
+    image_id: str, created_at: float, path: Path, sha256: str, facts: ImageFacts, *,
+    parameters: dict[str, Any] | None, **meta: Any,
+) -> StoredImage:
+    """The row of a file just put in place: facts from its bytes, secrets scrubbed."""
+    return StoredImage(
+        id=image_id, path=path, sha256=sha256, bytes=facts.bytes, mime=facts.mime or "",
+        width=facts.width, height=facts.height, parameters=scrub_secrets(parameters or {}),
+        created_at=created_at, **meta,
+    )

@@ -7,6 +7,7 @@ came from, never how long it took.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,14 @@ GPT = {"model": "gpt-image-1", "size": "1024x1024", "quality": "low"}
 
 def _record_sources(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sources: list[str] = []
-    real = previews.make_preview
+    real = previews.start_preview
 
-    async def spy(source: Path | bytes, max_edge: int, *args: Any) -> previews.Preview:
+    def spy(source: Path | bytes, max_edge: int, *args: Any) -> Future[previews.Preview]:
         sources.append("bytes" if isinstance(source, bytes) else "file")
-        return await real(source, max_edge, *args)
+        return real(source, max_edge, *args)
 
-    monkeypatch.setattr(previews, "make_preview", spy)
-    monkeypatch.setattr("ttapi_mcp.server.results.make_preview", spy)
+    monkeypatch.setattr(previews, "start_preview", spy)
+    monkeypatch.setattr("ttapi_mcp.service.common.start_preview", spy)
     return sources
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
-from ttapi_mcp.previews import make_preview, read_full
+from ttapi_mcp.previews import Preview, make_preview, read_full, wait_preview
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode, SavedImage
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,20 @@ def summary_text(result: ImageToolResult) -> str:
     return "\n".join(parts)
 
 
+async def _early_preview(
+    result: ImageToolResult, image: SavedImage, thumbnail_size: int
+) -> Preview | None:
+    """The thumbnail started from the decoded bytes while saving, if there is a good one."""
+    future = result.preview_for(image.id, thumbnail_size)
+    if future is None:
+        return None
+    try:
+        return await wait_preview(future)
+    except (OSError, ValueError) as exc:
+        log.debug("no early preview for image %s: %s", image.id, exc)
+        return None
+
+
 async def _preview_block(
     result: ImageToolResult, image: SavedImage, mode: PreviewMode, thumbnail_size: int
 ) -> ContentBlock | None:
@@ -56,7 +70,7 @@ async def _preview_block(
     try:
         if mode == "full":
             return ImageContent(type="image", data=await read_full(path), mime_type=image.mime)
-        preview = result.preview_for(image.id, thumbnail_size)  # made while saving
+        preview = await _early_preview(result, image, thumbnail_size)
         if preview is None:
             preview = await make_preview(path, thumbnail_size)
     except (OSError, ValueError) as exc:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ttapi_mcp.previews import Preview
 
 PreviewMode = Literal["thumbnail", "full", "none"]
@@ -73,15 +75,14 @@ class ImageToolResult(BaseModel):
     job_status: str | None = Field(default=None, description="Upstream job status, if a job.")
     message: str | None = None
     next_call: NextCall | None = None
-    _previews: dict[tuple[str, int], Preview] = PrivateAttr(default_factory=dict)
-    """Thumbnails made while saving, by (image id, long edge); never serialised."""
+    _previews: dict[tuple[str, int], Future[Preview]] = PrivateAttr(default_factory=dict)
+    """Thumbnails started while saving, by (image id, long edge); never serialised."""
 
-    def add_previews(self, edge: int | None, previews: dict[str, list[Preview]]) -> None:
-        """Keep thumbnails made while saving, so the tool result need not redo them."""
+    def add_previews(self, edge: int | None, previews: dict[str, Future[Preview]]) -> None:
+        """Keep thumbnails started while saving, so the tool result need not redo them."""
         if edge:
-            for image_id, made in previews.items():
-                if made:
-                    self._previews[(image_id, edge)] = made[0]
+            for image_id, future in previews.items():
+                self._previews[(image_id, edge)] = future
 
-    def preview_for(self, image_id: str, edge: int) -> Preview | None:
+    def preview_for(self, image_id: str, edge: int) -> Future[Preview] | None:
         return self._previews.get((image_id, edge))

@@ -6,7 +6,6 @@ batch takes about as long as one call.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import anyio
@@ -51,23 +50,26 @@ async def concurrency(emulator: EmulatorProcess, work: Path, plan: Plan) -> list
         async with Client(url, read_timeout_seconds=120) as client:
             check_result(await client.call_tool("generate_image", args))  # warm-up
 
-            async def one() -> None:
-                check_result(await client.call_tool("generate_image", args))
+            async def one(i: int = 0) -> None:
+                # Distinct prompts: identical calls would attach to one running job.
+                check_result(await client.call_tool(
+                    "generate_image", {**args, "prompt": f"{args['prompt']} #{i}"}))
+
+            async def together() -> None:
+                async with anyio.create_task_group() as group:
+                    for i in range(CALLS):
+                        group.start_soon(one, i)
 
             for photo in (True, False):
                 emulator.set_options(latency_seconds=0.0, photo_sized=photo)
-                await one()  # renders (and caches) this kind of image in the emulator
+                await together()  # the emulator renders (and caches) these images
                 emulator.set_options(latency_seconds=LATENCY)
                 try:
                     single: list[float] = []
                     batch: list[float] = []
                     for _ in range(max(1, plan.reps // 3)):
                         single.append(await timed(one))
-                        started = time.perf_counter()
-                        async with anyio.create_task_group() as group:
-                            for _ in range(CALLS):
-                                group.start_soon(one)
-                        batch.append(time.perf_counter() - started)
+                        batch.append(await timed(together))
                 finally:
                     emulator.set_options(latency_seconds=0.0, photo_sized=True)
                     emulator.clear_log()

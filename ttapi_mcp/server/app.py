@@ -211,9 +211,7 @@ def build_server(settings: Settings) -> TTAPIServer:
 def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio") -> int:
     """Serve until stopped; returns the process exit code (2: refused to start)."""
     from ttapi_mcp.logs import configure_logging
-    from ttapi_mcp.memory import return_large_buffers_to_os
 
-    return_large_buffers_to_os()
     secrets = [settings.api_key_value() or ""]
     if settings.http_bearer_token is not None:
         secrets.append(settings.http_bearer_token.get_secret_value())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,7 @@ from starlette.responses import Response
 
 from .images import Limits, Upload, check_edit_images, closest_size
 from .models import Fault
-from .render import MIME, RenderSpec, render
+from .render import MIME, RenderSpec, render, render_b64
 from .results import url_for
 from .shapes import ApiError, json_response
 from .validate import (
@@ -60,8 +59,7 @@ async def images_response(
             name = em.files.add(spec, em.options.url_ttl_seconds, expired=expired)
             item: dict[str, Any] = {"url": url_for(_base(request), name)}
         else:
-            data = await run_in_threadpool(render, spec)
-            item = {"b64_json": base64.b64encode(data).decode()}
+            item = {"b64_json": await run_in_threadpool(render_b64, spec)}
         if params.model == "dall-e-3" or (params.is_gpt and url_form):
             item["revised_prompt"] = _revised(params)
         items.append(item)

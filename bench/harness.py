@@ -197,8 +197,8 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
 
 
 @contextlib.contextmanager
-def http_server(env: dict[str, str]) -> Iterator[str]:
-    """`ttapi-mcp serve --transport http` in its own process; yields the /mcp URL."""
+def http_server(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """`ttapi-mcp serve --transport http` in its own process; yields (/mcp URL, pid)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ttapi_mcp", "serve", "--transport", "http", "--port", str(port)],
@@ -212,9 +212,15 @@ def http_server(env: dict[str, str]) -> Iterator[str]:
 
     try:
         wait_until(up, 30.0, "the HTTP server to start")
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/mcp", proc.pid
     finally:
         stop(proc)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check_result(result: Any) -> dict[str, Any]:

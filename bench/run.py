@@ -116,6 +116,11 @@ def main() -> int:
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
                         help="also write the table as Markdown (default bench/RESULTS.md)")
     args = parser.parse_args()
+    known = {name.split()[0] for name, _ in FIGURES}
+    unknown = sorted(set(args.only) - known)
+    if unknown:
+        parser.error(f"no figure named {', '.join(unknown)}; "
+                     f"choose from {', '.join(sorted(known))}")
     plan = plan_for(args.quick)
     started = time.monotonic()
     rows, failures = anyio.run(run, plan, set(args.only))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..filenames import new_short_id
@@ -116,8 +118,7 @@ class RecordsMixin:
             " updated_at = excluded.updated_at,"
             " finished_at = COALESCE(jobs.finished_at, excluded.finished_at)"
         )
-        await self._db.run(lambda c: c.execute(sql, row))
-        return await self._require_job(job_id)
+        return await self._write_job(job_id, lambda c: c.execute(sql, row).rowcount)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         sql = "SELECT * FROM jobs WHERE job_id = ?"
@@ -146,13 +147,22 @@ class RecordsMixin:
             sets.append("finished_at = COALESCE(finished_at, ?)")
             args.append(now)
         sql = f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?"
-        changed = await self._db.run(lambda c: c.execute(sql, [*args, job_id]).rowcount)
-        if not changed:
-            raise KeyError(f"no job {job_id!r} is recorded")
-        return await self._require_job(job_id)
+        return await self._write_job(job_id, lambda c: c.execute(sql, [*args, job_id]).rowcount)
 
-    async def _require_job(self, job_id: str) -> JobRecord:
-        job = await self.get_job(job_id)
-        if job is None:
+    async def _write_job(
+        self, job_id: str, write: Callable[[sqlite3.Connection], int]
+    ) -> JobRecord:
+        """Run ``write`` (returning the rows changed) and read the job back, in one
+        transaction and one trip to the database thread."""
+
+        def write_and_read(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            if not write(conn):
+                return None
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            return row
+
+        row = await self._db.run(write_and_read)
+        if row is None:
             raise KeyError(f"no job {job_id!r} is recorded")
-        return job
+        return JobRecord.from_row(row)

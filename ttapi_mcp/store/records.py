@@ -12,6 +12,8 @@ from ..filenames import new_short_id
 from .db import Database, dumps
 from .models import JobRecord, StoreError, scrub_secrets
 
+_JOB_BY_ID = "SELECT * FROM jobs WHERE job_id = ?"
+
 REQUEST_STATUSES = ("ok", "error", "partial", "pending")
 TERMINAL_JOB_STATUSES = frozenset({"SUCCESS", "FAILED", "succeeded", "failed", "interrupted"})
 _JOB_FIELDS = (
@@ -121,8 +123,7 @@ class RecordsMixin:
         return await self._write_job(job_id, lambda c: c.execute(sql, row).rowcount)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        sql = "SELECT * FROM jobs WHERE job_id = ?"
-        row = await self._db.run(lambda c: c.execute(sql, (job_id,)).fetchone())
+        row = await self._db.run(lambda c: c.execute(_JOB_BY_ID, (job_id,)).fetchone())
         return JobRecord.from_row(row) if row else None
 
     async def list_jobs(self, limit: int = 50) -> list[JobRecord]:
@@ -158,8 +159,7 @@ class RecordsMixin:
         def write_and_read(conn: sqlite3.Connection) -> sqlite3.Row | None:
             if not write(conn):
                 return None
-            row: sqlite3.Row | None = conn.execute(
-                "SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row: sqlite3.Row | None = conn.execute(_JOB_BY_ID, (job_id,)).fetchone()
             return row
 
         row = await self._db.run(write_and_read)

@@ -64,9 +64,8 @@ def _encode(image: object, fmt: str, quality: int) -> bytes:
     buf = io.BytesIO()
     if fmt == "WEBP":
         image.save(buf, format="WEBP", quality=quality, method=1)
-    else:
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        rgb.save(buf, format="JPEG", quality=quality)
+    else:  # thumbnail_sync converted it to RGB already
+        image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 

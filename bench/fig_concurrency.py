@@ -65,7 +65,7 @@ def _cpu_note(cpu: float, single: float, note: str) -> str:
     at least cpu/cores seconds more, whatever the server does in parallel."""
     cores = os.cpu_count() or 1
     bound = (LATENCY + cpu / cores) / single
-    text = (f"after the 1 s latency the batch still used {cpu:.2f} CPU-s in server, "
+    text = (f"after the {LATENCY:g} s latency the batch still used {cpu:.2f} CPU-s in server, "
             f"emulator and client; on {cores} cores that alone is {bound:.2f}x")
     return f"{note}; {text}" if note else text
 

@@ -6,7 +6,6 @@ the wire rather than inferred.
 
 from __future__ import annotations
 
-import base64
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -44,6 +43,7 @@ from ttapi_mcp.api import (
     UploadFile,
     UpstreamServerError,
 )
+from ttapi_mcp.api.b64values import decode_base64
 from ttapi_mcp.api.parsing import Call, parse_images, parse_job_id
 from ttapi_mcp.emulator import Fault
 
@@ -90,7 +90,7 @@ async def test_generate_gpt_returns_b64_usage_and_sends_only_set_fields(
     result = await client.generate(gen(model="gpt-image-1", prompt="画一只猫", quality="low"))
 
     assert len(result.data) == 1
-    assert base64.b64decode(result.data[0].b64_json or "").startswith(PNG_MAGIC)
+    assert decode_base64(result.data[0].b64_json or "").startswith(PNG_MAGIC)
     assert result.usage is not None and result.usage.output_tokens == 272
     assert result.size == "1024x1024" and result.quality == "low"
     [record] = emulator.api_requests("E1")
@@ -145,7 +145,7 @@ async def test_edit_streams_image_list_and_mask_as_parts(
     )
 
     assert len(result.data) == 2
-    assert base64.b64decode(result.data[0].b64_json or "")[:3] == b"\xff\xd8\xff"
+    assert decode_base64(result.data[0].b64_json or "")[:3] == b"\xff\xd8\xff"
     assert result.usage and result.usage.input_tokens_details
     assert (result.usage.input_tokens_details.image_tokens or 0) > 0
     [record] = emulator.api_requests("E2")

@@ -22,6 +22,7 @@ import anyio
 import httpx2
 
 from . import errors
+from .b64values import load_json_b64_views
 from .download import EXPIRED_HINT, save_stream
 from .models import (
     DownloadResult,
@@ -35,12 +36,9 @@ from .models import (
 )
 from .multipart import SentFn, open_parts
 from .parsing import (
-    NOT_JSON,
     Call,
     error_for_status,
     find_failure,
-    load_json,
-    load_json_releasing,
     maybe_done_hint,
     parse_images,
     parse_job,
@@ -336,9 +334,8 @@ class TTAPIClient:
     ) -> tuple[httpx2.Response, bytearray]:
         """Send a request and read its answer into one buffer that can be freed in place.
 
-        Answers carry images as base64 (tens of MB for ten images); read through
-        ``response.content`` the raw bytes would live as long as the response, so raw bytes,
-        text and parsed JSON would all be held at once. See :func:`load_json_releasing`.
+        Answers carry images as base64 (tens of MB for ten images), which stays in this
+        buffer and is decoded from there: see :func:`load_json_b64_views`.
         """
         async with self._http.stream(
             method, path, content=content, params=params, headers=headers, timeout=timeout
@@ -353,10 +350,10 @@ class TTAPIClient:
     ) -> Any:
         status = response.status_code
         if response.is_success:
-            payload = load_json(response.content) if body is None else load_json_releasing(body)
-            if payload is NOT_JSON:
-                raise protocol_error(call, f"HTTP {status} with a body that is not JSON")
-            return payload
+            try:
+                return load_json_b64_views(response.content if body is None else body)
+            except ValueError:
+                raise protocol_error(call, f"HTTP {status} with a body that is not JSON") from None
         wait = self._wait_for(response)
         failure = error_for_status(
             status,

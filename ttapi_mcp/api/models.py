@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from .b64values import B64Text
+
 logger = logging.getLogger("ttapi_mcp.api")
 
 TERMINAL_JOB_STATUSES = frozenset({"SUCCESS", "FAILED"})
@@ -129,9 +131,14 @@ class _Response(BaseModel):
 
 
 class ImageItem(_Response):
-    """One result image: base64 bytes, a URL to download at once, or both."""
+    """One result image: base64 bytes, a URL to download at once, or both.
 
-    b64_json: str | None = None
+    ``b64_json`` read by the client is a :class:`B64Text` view over the received body.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    b64_json: str | B64Text | None = None
     url: str | None = None
     revised_prompt: str | None = None
 

@@ -6,6 +6,8 @@ import hashlib
 import io
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -321,3 +323,61 @@ async def test_cancelled_save_keeps_file_and_row_together(tmp_path: Path) -> Non
         report = await store.consistency_report()
         assert report.ok
         assert await store.count_images() == len(visible_files(store.output_dir)) == 1
+
+
+# -- the database thread: submission order, unawaited writes, cancellation ----------------
+
+
+def _slow_insert(request_id: str, delay: float = 0.2) -> Callable[[sqlite3.Connection], object]:
+    def insert(conn: sqlite3.Connection) -> object:
+        time.sleep(delay)  # the next statement is queued meanwhile
+        return conn.execute(
+            "INSERT INTO requests (id, tool, status, created_at) VALUES (?, 't', 'ok', 0)",
+            (request_id,))
+    return insert
+
+
+def _count(request_id: str) -> Callable[[sqlite3.Connection], int]:
+    sql = "SELECT COUNT(*) FROM requests WHERE id = ?"
+    return lambda conn: int(conn.execute(sql, (request_id,)).fetchone()[0])
+
+
+@pytest.mark.anyio
+async def test_an_unawaited_write_runs_before_what_is_awaited_after_it(tmp_path: Path) -> None:
+    async with make_store(tmp_path) as store:
+        store._db.submit(_slow_insert("r1"))
+        assert await store._db.run(_count("r1")) == 1
+        rid = await store.start_request("generate_image", "E1", {"n": 1})
+        await store.finish_request(rid, "ok", usage={"total_tokens": 3})
+        done = await store.get_request(rid)
+    assert done is not None and done["status"] == "ok" and done["usage"] == {"total_tokens": 3}
+
+
+@pytest.mark.anyio
+async def test_a_failed_unawaited_write_is_logged_and_the_store_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_store(tmp_path) as store:
+        store._db.submit(lambda conn: conn.execute("INSERT INTO no_such_table VALUES (1)"))
+        store._db.submit(_slow_insert("r2", delay=0))
+        assert await store._db.run(_count("r2")) == 1
+    assert "a store write failed: no such table" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_close_waits_for_queued_writes(tmp_path: Path) -> None:
+    async with make_store(tmp_path) as store:
+        store._db.submit(_slow_insert("r3"))
+    async with make_store(tmp_path) as reopened:
+        assert await reopened._db.run(_count("r3")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_caller_still_waits_for_its_statement(tmp_path: Path) -> None:
+    async with make_store(tmp_path) as store:
+        started = time.monotonic()
+        with anyio.move_on_after(0.05) as scope:
+            await store._db.run(_slow_insert("r4"))
+        assert scope.cancel_called
+        assert time.monotonic() - started >= 0.2  # it waited for the statement to end
+        assert await store._db.run(_count("r4")) == 1

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio.to_thread
+import anyio
 
 from .models import StoreError
 
 T = TypeVar("T")
+log = logging.getLogger("ttapi_mcp.store")
 
 # Applied in order; PRAGMA user_version records how many ran. Append, never edit.
 MIGRATIONS: list[str] = [
@@ -44,16 +47,18 @@ def dumps(value: Any) -> str | None:
 
 
 class Database:
-    """One connection shared by worker threads, serialised by a lock.
+    """One connection, used only by one thread of its own, in submission order.
 
     Each statement is tiny, so a single connection is simpler than a pool and cannot
-    deadlock with itself; the lock is held only while SQLite runs, never during file I/O.
+    deadlock with itself. One thread that runs the statements in the order they were
+    submitted also lets bookkeeping writes go without being awaited (:meth:`submit`):
+    whatever is awaited after them runs after them.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._thread: ThreadPoolExecutor | None = None
 
     def open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +72,7 @@ class Database:
             conn.close()
             raise
         self._conn = conn
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ttapi-db")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -79,18 +85,45 @@ class Database:
             conn.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version={step + 1}; COMMIT;")
 
     async def close(self) -> None:
+        """Close after every statement already submitted has run."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            await anyio.to_thread.run_sync(conn.close)
+        thread, self._thread = self._thread, None
+        if conn is not None and thread is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wrap_future(thread.submit(conn.close))
+            thread.shutdown(wait=False)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in a worker thread, in one transaction, under the lock."""
-        conn = self._conn
-        if conn is None:
+        """``fn(conn)`` in one transaction on the database thread; its result.
+
+        The wait is shielded: a cancelled caller still waits for a statement that was
+        already queued, so it is never left half-known whether it ran.
+        """
+        future = self._submit(fn)
+        with anyio.CancelScope(shield=True):
+            result = await asyncio.wrap_future(future)
+        return result
+
+    def submit(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``fn(conn)`` without waiting; a failure is logged, not raised.
+
+        For records that the caller must not wait for (a request row while the request
+        is sent); a later :meth:`run` runs after it and sees its effect.
+        """
+        self._submit(fn).add_done_callback(_log_failure)
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        conn, thread = self._conn, self._thread
+        if conn is None or thread is None:
             raise RuntimeError("the image store is not open: use 'async with ImageStore(...)'")
 
-        def locked() -> T:
-            with self._lock, conn:
+        def transaction() -> T:
+            with conn:
                 return fn(conn)
 
-        return await anyio.to_thread.run_sync(locked)
+        return thread.submit(transaction)
+
+
+def _log_failure(future: Future[object]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a store write failed: %s", future.exception())

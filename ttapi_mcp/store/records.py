@@ -35,14 +35,18 @@ class RecordsMixin:
     _db: Database
 
     async def start_request(self, tool: str, route: str | None, parameters: dict[str, Any]) -> str:
-        """Record a request as pending; keys that name credentials are dropped."""
+        """Record a request as pending; keys that name credentials are dropped.
+
+        Queued, not awaited: the request is sent while the row is written. The job row,
+        written and awaited before, is what says a paid call may have started.
+        """
         request_id = new_short_id()
         row = (request_id, tool, route, dumps(scrub_secrets(parameters)), "pending", time.time())
         sql = (
             "INSERT INTO requests (id, tool, route, parameters, status, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)"
         )
-        await self._db.run(lambda c: c.execute(sql, row))
+        self._db.submit(lambda c: c.execute(sql, row))
         return request_id
 
     async def finish_request(
@@ -53,6 +57,8 @@ class RecordsMixin:
         quota: str | float | None = None,
         error: str | None = None,
     ) -> None:
+        """Record how a request ended. Queued, not awaited, like :meth:`start_request`;
+        the job's own row, updated after it, is awaited."""
         if status not in REQUEST_STATUSES:
             raise StoreError(f"unknown request status {status!r}; use one of {REQUEST_STATUSES}")
         now = time.time()
@@ -62,7 +68,7 @@ class RecordsMixin:
             "UPDATE requests SET status = ?, usage = ?, quota = ?, error = ?, finished_at = ?,"
             " duration_s = ? - created_at WHERE id = ?"
         )
-        await self._db.run(lambda c: c.execute(sql, args))
+        self._db.submit(lambda c: c.execute(sql, args))
 
     async def get_request(self, request_id: str) -> dict[str, Any] | None:
         sql = "SELECT * FROM requests WHERE id = ?"

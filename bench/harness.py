@@ -55,7 +55,7 @@ def plan_for(quick: bool) -> Plan:
     if quick:
         return Plan(quick=True, reps=3, startup_reps=2, store_images=10_000, edit_images=16,
                     edit_image_mb=20)
-    return Plan(quick=False, reps=9, startup_reps=9, store_images=10_000, edit_images=16,
+    return Plan(quick=False, reps=15, startup_reps=15, store_images=10_000, edit_images=16,
                 edit_image_mb=20)
 
 

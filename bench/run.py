@@ -108,13 +108,21 @@ async def run(plan: Plan, only: set[str]) -> tuple[list[Row], list[str]]:
     return rows, failures
 
 
+def write_results(path: Path, head: str) -> None:
+    """Replace the table at the top of the results file; keep the notes under it."""
+    old = path.read_text() if path.exists() else ""
+    at = old.find("\n## ")
+    path.write_text(head + (old[at:] if at >= 0 else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run one figure: cold, call, concurrency, memory, store, preview")
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
-                        help="also write the table as Markdown (default bench/RESULTS.md)")
+                        help="also write the table as Markdown (default bench/RESULTS.md); "
+                        "the file's sections (from its first '## ' heading on) are kept")
     args = parser.parse_args()
     known = {name.split()[0] for name, _ in FIGURES}
     unknown = sorted(set(args.only) - known)
@@ -128,7 +136,7 @@ def main() -> int:
     mode = "quick" if plan.quick else "full"
     print(f"\n{machine()}; {mode} run in {time.monotonic() - started:.0f} s\n\n{text}")
     if args.write:
-        Path(args.write).write_text(f"Machine: {machine()}; {mode} run.\n\n{text}\n")
+        write_results(Path(args.write), f"Machine: {machine()}; {mode} run.\n\n{text}\n")
     if failures:
         print(f"\nbenchmarks that crashed: {', '.join(failures)}", file=sys.stderr)
         return 1

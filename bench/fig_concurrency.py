@@ -44,29 +44,33 @@ def concurrency_env(emulator: EmulatorProcess, work: Path) -> tuple[dict[str, st
 
 async def _batch_with_cpu(
     together: Callable[[], Awaitable[None]], pids: tuple[int, ...]
-) -> tuple[float, float]:
-    """Wall time of the batch, and CPU-seconds the processes used after the latency."""
+) -> tuple[float, list[float]]:
+    """Wall time of the batch, and the CPU-seconds each process used after the latency."""
     marks: list[float] = []
 
     async def mark_after_latency() -> None:
         await anyio.sleep(LATENCY)  # no answer can come earlier
-        marks.append(sum(cpu_seconds(p) for p in pids))
+        marks.extend(cpu_seconds(p) for p in pids)
 
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         group.start_soon(mark_after_latency)
         await together()
     wall = time.perf_counter() - started
-    return wall, sum(cpu_seconds(p) for p in pids) - marks[0]
+    return wall, [cpu_seconds(p) - mark for p, mark in zip(pids, marks, strict=True)]
 
 
-def _cpu_note(cpu: float, single: float, note: str) -> str:
-    """CPU work done after the upstream latency ended: on this machine's cores it needs
-    at least cpu/cores seconds more, whatever the server does in parallel."""
+def _cpu_note(cpu: list[list[float]], single: float, note: str) -> str:
+    """CPU work done after the upstream latency ended (median per process: server,
+    emulator, client): on this machine's cores it needs at least total/cores seconds more,
+    whatever the server does in parallel."""
     cores = os.cpu_count() or 1
-    bound = (LATENCY + cpu / cores) / single
-    text = (f"after the {LATENCY:g} s latency the batch still used {cpu:.2f} CPU-s in server, "
-            f"emulator and client; on {cores} cores that alone is {bound:.2f}x")
+    server, emulator, client = (median(list(each)) for each in zip(*cpu, strict=True))
+    total = server + emulator + client
+    bound = (LATENCY + total / cores) / single
+    text = (f"after the {LATENCY:g} s latency the batch still used {total:.2f} CPU-s: server "
+            f"{server:.2f}, emulator {emulator:.2f}, client {client:.2f}; on {cores} cores "
+            f"that alone is {bound:.2f}x")
     return f"{note}; {text}" if note else text
 
 
@@ -99,7 +103,7 @@ async def concurrency(emulator: EmulatorProcess, work: Path, plan: Plan) -> list
                 try:
                     single: list[float] = []
                     batch: list[float] = []
-                    after_latency: list[float] = []
+                    after_latency: list[list[float]] = []
                     pids = (server_pid, emulator.proc.pid, os.getpid())
                     for _ in range(max(1, plan.reps // 3)):
                         single.append(await timed(one))
@@ -115,5 +119,5 @@ async def concurrency(emulator: EmulatorProcess, work: Path, plan: Plan) -> list
                                 "latency (HTTP)", f"{median(batch):.2f} s",
                                 f"{median(single):.2f} s one call", ratio, "<= 1.25x",
                                 ratio <= 1.25,
-                                _cpu_note(median(after_latency), median(single), note)))
+                                _cpu_note(after_latency, median(single), note)))
     return rows

@@ -31,8 +31,8 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(directory: Path, final: Path, data: bytes) -> str:
-    """Write ``data`` to a temp file beside ``final``, fsync, rename; returns its sha256."""
+def write_atomic(directory: Path, final: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``final``, fsync, rename."""
     tmp = safe_child(directory, temp_filename(final.name))
     try:
         with open(tmp, "xb") as f:
@@ -44,6 +44,9 @@ def write_atomic(directory: Path, final: Path, data: bytes) -> str:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(directory)
+
+
+def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

@@ -106,9 +106,12 @@ POST_ROWS = [
 IMAGE_ROWS = [  # E1/E2 only: the answer carries images
     Row("truncated-base64", {"kind": "truncated_b64"}, "error",
         ("no image could be saved", "corrupt", "billed again")),
+    Row("truncated-image", {"kind": "truncated_image"}, "error",
+        ("no image could be saved", "incomplete", "billed again")),
 ]
 NO_B64_ROWS = [  # E4 and E5 answers carry no base64: the fault must change nothing
     Row("truncated-base64", {"kind": "truncated_b64"}, "completed"),
+    Row("truncated-image", {"kind": "truncated_image"}, "completed"),
 ]
 # E5 fetches are idempotent: every transient failure is retried, including 500 and 504.
 E5_ROWS = [

@@ -381,3 +381,23 @@ async def test_a_cancelled_caller_still_waits_for_its_statement(tmp_path: Path) 
         assert scope.cancel_called
         assert time.monotonic() - started >= 0.2  # it waited for the statement to end
         assert await store._db.run(_count("r4")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_failed_check_leaves_no_file_and_no_row(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    def refuse(data: bytes) -> None:
+        seen.append(data)
+        raise ValueError("the image data is incomplete")
+
+    data = image_bytes()
+    async with make_store(tmp_path) as store:
+        with pytest.raises(ValueError, match="incomplete"):
+            await store.save_image(data, model="m", prompt="p", parameters={}, check=refuse)
+        assert seen == [data]
+        assert list(store.output_dir.iterdir()) == []  # no image, no temp file
+        assert await store.count_images() == 0
+        kept = await store.save_image(data, model="m", prompt="p", parameters={},
+                                      check=seen.append)
+    assert kept.path.read_bytes() == data and seen[-1] == data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from typing import Any
@@ -78,8 +79,17 @@ def _cut(b64: str) -> str:
     return b64[:keep]
 
 
-def truncated_b64_response(original: Response) -> Response:
-    """The same answer with the last `b64_json` item cut short; other items stay intact."""
+def _cut_image(b64: str) -> str:
+    """Valid base64 of the first half of the image: only a check of the image finds it."""
+    data = base64.b64decode(b64)
+    return base64.b64encode(data[: len(data) // 2]).decode("ascii")
+
+
+def truncated_b64_response(original: Response, whole_text: bool = False) -> Response:
+    """The same answer with the last `b64_json` item cut short; other items stay intact.
+
+    ``whole_text``: the base64 text stays valid and only the image it holds is cut.
+    """
     try:
         body = json.loads(bytes(original.body))
     except ValueError:
@@ -90,7 +100,8 @@ def truncated_b64_response(original: Response) -> Response:
     if isinstance(holder, list):
         for item in reversed(holder):
             if isinstance(item, dict) and isinstance(item.get("b64_json"), str):
-                item["b64_json"] = _cut(item["b64_json"])
+                cut = _cut_image if whole_text else _cut
+                item["b64_json"] = cut(item["b64_json"])
                 break
     return json_response(body, original.status_code)
 

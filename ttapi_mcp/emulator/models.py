@@ -12,7 +12,9 @@ MIB = 1024 * 1024
 
 FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "download"]
 FaultShape = Literal["openai", "envelope", "text", "empty"]
-FaultKind = Literal["status", "drop", "malformed_json", "truncated_b64", "expired_url", "slow"]
+FaultKind = Literal[
+    "status", "drop", "malformed_json", "truncated_b64", "truncated_image", "expired_url", "slow"
+]
 RouteName = Literal["E1", "E2", "E3", "E4", "E5", "download", "hook", "admin", "unknown"]
 
 

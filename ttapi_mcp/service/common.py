@@ -130,20 +130,13 @@ def to_saved(image: StoredImage, index: int) -> SavedImage:
 def _decode_b64(
     text: str | B64Text, preview_edge: int | None
 ) -> tuple[bytes, Future[Preview] | None]:
-    """Strict decode, then a structural check: a cut-short image must not be saved as whole.
+    """Strict decode; with ``preview_edge`` the thumbnail starts from the decoded bytes.
 
-    The thumbnail (with ``preview_edge``) starts from the decoded bytes before the check,
-    which it does not need: a broken image only makes it fail too.
+    Whether the image is whole is checked by the store while it writes the file
+    (:func:`_verify_image`); a broken image only makes the thumbnail fail too.
     """
     data = decode_base64(text)
-    preview = start_preview(data, preview_edge) if preview_edge else None
-    try:
-        _verify_image(data)
-    except ValueError:
-        if preview is not None:
-            preview.cancel()
-        raise
-    return data, preview
+    return data, start_preview(data, preview_edge) if preview_edge else None
 
 
 def _verify_image(data: bytes) -> None:
@@ -217,7 +210,7 @@ async def save_one(
     if b64:
         data, preview = await anyio.to_thread.run_sync(_decode_b64, b64, ctx.preview_edge)
         try:
-            stored = await services.store.save_image(data, **meta)
+            stored = await services.store.save_image(data, check=_verify_image, **meta)
         except BaseException:
             if preview is not None:
                 preview.cancel()

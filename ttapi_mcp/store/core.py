@@ -28,6 +28,8 @@ import binascii
 import json
 import re
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -54,6 +56,9 @@ _IMAGE_COLUMNS = (
     " url_expires_at, revised_prompt, job_id, request_id, created_at"
 )
 
+
+_HELPERS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store")
+"""Threads that hash and check an image while another writes it."""
 
 class ImageStore(RecordsMixin):
     """The output folder and its SQLite database. Use ``async with ImageStore(...)``."""
@@ -102,8 +107,13 @@ class ImageStore(RecordsMixin):
         revised_prompt: str | None = None,
         job_id: str | None = None,
         request_id: str | None = None,
+        check: Callable[[bytes], object] | None = None,
     ) -> StoredImage:
-        """Write ``data`` atomically into the output folder, then record it."""
+        """Write ``data`` atomically into the output folder, then record it.
+
+        ``check(data)`` (for example, is the image whole?) runs while the file is written
+        and synced; when it raises, the file is never put in place and the error is raised.
+        """
         facts = sniff_bytes(
             data[: _JPEG_HEAD if data[:3] == b"\xff\xd8\xff" else HEAD_BYTES], len(data)
         )
@@ -112,12 +122,17 @@ class ImageStore(RecordsMixin):
         name = image_filename(created_at, prompt, image_id, facts.extension or "")
         final = safe_child(self.output_dir, name)
         with anyio.CancelScope(shield=True):
-            # Hashing (2 ms for 2.4 MB) runs while the write waits on fsync (about 10 ms).
-            hashing = asyncio.get_running_loop().run_in_executor(None, files.sha256_bytes, data)
+            # Hashing and the check (2-3 ms each for 2.4 MB) run while the write waits on
+            # fsync (about 10 ms here).
+            hashing = _HELPERS.submit(files.sha256_bytes, data)
+            checking = _HELPERS.submit(check, data) if check is not None else None
             try:
-                await anyio.to_thread.run_sync(files.write_atomic, self.output_dir, final, data)
+                await anyio.to_thread.run_sync(
+                    files.write_atomic, self.output_dir, final, data,
+                    checking.result if checking is not None else None,
+                )
             finally:
-                sha256 = await hashing
+                sha256 = await asyncio.wrap_future(hashing)
             image = _stored_image(
                 image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
                 parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,

@@ -31,14 +31,21 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(directory: Path, final: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``final``, fsync, rename."""
+def write_atomic(
+    directory: Path, final: Path, data: bytes, before_rename: Callable[[], object] | None = None
+) -> None:
+    """Write ``data`` to a temp file beside ``final``, fsync, rename.
+
+    ``before_rename`` runs after the fsync; if it raises, nothing is left behind.
+    """
     tmp = safe_child(directory, temp_filename(final.name))
     try:
         with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

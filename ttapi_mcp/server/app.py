@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     # The client, the store and the actions load when the lifespan starts, not at import:
     # a client lists the tools first, and that only needs their declarations.
     from ttapi_mcp.api import TTAPIClient
-    from ttapi_mcp.service import Services
 
 log = logging.getLogger("ttapi_mcp.server")
 
@@ -94,7 +93,8 @@ class TTAPIServer(MCPServer[Startup]):
 
     def __init__(self, settings: Settings) -> None:
         self.ttapi_settings = settings
-        self.services: Services | None = None
+        self.startup: Startup | None = None
+        """Set by the lifespan: routes outside MCP requests wait on it (see hooks)."""
         self.hook_base_url: str | None = None
         """Set by the HTTP app when ``public_base_url`` is configured (hooks need HTTP)."""
         self.bus = InMemorySubscriptionBus()
@@ -105,7 +105,7 @@ class TTAPIServer(MCPServer[Startup]):
         @asynccontextmanager
         async def lifespan(_: MCPServer[Startup]) -> AsyncIterator[Startup]:
             """Yields at once; the services start in a background task (see .startup)."""
-            startup = Startup()
+            startup = self.startup = Startup()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._run_services, startup, job_changed)
                 try:
@@ -133,8 +133,9 @@ class TTAPIServer(MCPServer[Startup]):
         started it; it is cancelled (and its jobs recorded) on shutdown. Recovery of the
         previous process's jobs runs before any request gets the services.
         """
-        # Imported in a worker thread: the event loop keeps answering initialize and
-        # tools/list meanwhile (importing holds the GIL only in short slices).
+        await startup.wanted()
+        # Imported in a worker thread: the event loop keeps answering meanwhile
+        # (importing holds the GIL only in short slices).
         await anyio.to_thread.run_sync(_load_services)
         from ttapi_mcp.service import Services
         from ttapi_mcp.service.recovery import recover_jobs
@@ -159,12 +160,10 @@ class TTAPIServer(MCPServer[Startup]):
                                             runner=runner, hook_base_url=self.hook_base_url)
                         if client is not None:
                             await recover_jobs(services)
-                        self.services = services
                         startup.set(services)
                         try:
                             await anyio.sleep_forever()
                         finally:
-                            self.services = None
                             tg.cancel_scope.cancel()
                 finally:
                     if client is not None:

@@ -17,17 +17,22 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ttapi_mcp.service.hooks import HOOK_PATH
 
 if TYPE_CHECKING:
+    from ttapi_mcp.service import Services
+
     from .app import TTAPIServer
 
 log = logging.getLogger("ttapi_mcp.server")
 
 MAX_HOOK_BODY = 64 * 1024
+READY_WAIT_SECONDS = 10.0
+"""How long a hook waits for the services to start before answering 503."""
 HOOK_PREFIX = HOOK_PATH.split("{", 1)[0]
 
 
@@ -44,6 +49,18 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
+async def _ready_services(server: TTAPIServer) -> Services | None:
+    """The services, starting them if no request has yet; None if they do not come up."""
+    if server.startup is None:
+        return None
+    with anyio.move_on_after(READY_WAIT_SECONDS):
+        try:
+            return await server.startup.services()
+        except RuntimeError:  # start-up failed, or the server is stopping
+            return None
+    return None
+
+
 def register_hooks(server: TTAPIServer) -> None:
     """Add the hook route to the server's HTTP app."""
 
@@ -52,7 +69,7 @@ def register_hooks(server: TTAPIServer) -> None:
         from ttapi_mcp.service.hooks import accept_hook
         from ttapi_mcp.service.jobs import watch_4o
 
-        services = server.services
+        services = await _ready_services(server)
         if services is None or services.runner is None:
             return PlainTextResponse("not ready", status_code=503)
         body = await _read_limited(request, MAX_HOOK_BODY)

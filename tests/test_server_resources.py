@@ -39,6 +39,8 @@ async def test_images_are_listed_newest_first_with_pagination_and_read_back(
     assert uris[2:] == [im["uri"] for im in reversed(made)]
     listed = first.resources[2]
     assert listed.mime_type == "image/png" and listed.size == made[2]["bytes"]
+    assert (listed.title, listed.description) == ("tile 2", "dall-e-2, 256x256")
+    assert listed.name == Path(made[2]["path"]).name
     assert {t.uri_template for t in templates.resource_templates} == {
         "ttapi://images/{image_id}", "ttapi://jobs/{job_id}"}
     (content,) = read.contents

@@ -32,14 +32,15 @@ JOBS_LISTED = 50
 
 
 def image_resource(image: StoredImage) -> Resource:
-    """How one saved image appears in resources/list."""
+    """How one saved image appears in resources/list: the prompt once (as the title), so
+    a page of 50 stays small in the client and in an agent's context."""
     size = f"{image.width}x{image.height}" if image.width and image.height else "unknown size"
     prompt = (image.prompt or "")[:120]
     return Resource(
         uri=f"{IMAGE_PREFIX}{image.id}",
         name=image.path.name,
         title=prompt or image.path.name,
-        description=f"{image.model or 'image'}, {size}: {prompt}",
+        description=f"{image.model or 'image'}, {size}",
         mime_type=image.mime,
         size=image.bytes,
     )

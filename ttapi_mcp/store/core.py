@@ -55,10 +55,9 @@ _IMAGE_COLUMNS = (
     "id, path, sha256, bytes, mime, width, height, model, prompt, parameters, source_url,"
     " url_expires_at, revised_prompt, job_id, request_id, created_at"
 )
-
-
 _HELPERS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store")
 """Threads that hash and check an image while another writes it."""
+
 
 class ImageStore(RecordsMixin):
     """The output folder and its SQLite database. Use ``async with ImageStore(...)``."""

@@ -361,7 +361,7 @@ async def test_a_failed_unawaited_write_is_logged_and_the_store_goes_on(
         store._db.submit(lambda conn: conn.execute("INSERT INTO no_such_table VALUES (1)"))
         store._db.submit(_slow_insert("r2", delay=0))
         assert await store._db.run(_count("r2")) == 1
-    assert "a store write failed: no such table" in caplog.text
+    assert "a queued store write failed" in caplog.text and "no such table" in caplog.text
 
 
 @pytest.mark.anyio
@@ -401,3 +401,31 @@ async def test_a_failed_check_leaves_no_file_and_no_row(tmp_path: Path) -> None:
         kept = await store.save_image(data, model="m", prompt="p", parameters={},
                                       check=seen.append)
     assert kept.path.read_bytes() == data and seen[-1] == data
+
+
+@pytest.mark.anyio
+async def test_a_queued_statement_runs_even_if_its_task_is_cancelled_outright(
+    tmp_path: Path,
+) -> None:
+    """A plain asyncio cancel (as at interpreter shutdown) must not drop a queued write."""
+    import asyncio
+
+    async with make_store(tmp_path) as store:
+        store._db.submit(_slow_insert("busy"))  # the statement below waits in the queue
+        task = asyncio.ensure_future(store._db.run(_slow_insert("queued", delay=0)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await store._db.run(_count("queued")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_request_row_that_must_exist_first_is_awaited(tmp_path: Path) -> None:
+    async with make_store(tmp_path) as store:
+        rid = await store.start_request("gpt4o_image", "E4", {"prompt": "p"}, wait=True)
+        assert (await store.get_request(rid) or {}).get("status") == "pending"
+        await store._db.run(lambda conn: conn.execute("DROP TABLE requests"))
+        await store.start_request("generate_image", "E1", {})  # queued: only logged
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await store.start_request("gpt4o_image", "E4", {}, wait=True)

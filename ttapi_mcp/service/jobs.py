@@ -125,7 +125,8 @@ async def submit_gpt4o(
             params["hook_url"] = hook_url
         own_hook = None if hook_url else new_hook(services)
         sent = {**params, "hook_url": own_hook[0]} if own_hook else params
-        request_id = await services.store.start_request("gpt4o_image", "E4", params)
+        # Awaited: the job row is only written once TTAPI has answered with its id.
+        request_id = await services.store.start_request("gpt4o_image", "E4", params, wait=True)
         runner = services.require_runner()
         if runner.limiter.available_tokens < 1:
             ticker.set("queued: all upstream slots busy")

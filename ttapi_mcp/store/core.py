@@ -10,11 +10,11 @@ Design choices, and why:
   image, never a row pointing at nothing. A file whose row cannot be written is kept, not
   deleted: the image may have cost money, and ``doctor`` can adopt it. Saving is shielded
   from cancellation so a cancelled call cannot separate the two steps.
-- **One connection, one lock, worker threads.** stdlib ``sqlite3`` blocks, so every
-  statement runs in a worker thread (``anyio.to_thread``) on one connection
-  (``check_same_thread=False``) guarded by a ``threading.Lock``: each write is a single
-  small statement, so a pool would add nothing. File writes and hashing run in worker
-  threads *outside* that lock, so concurrent saves overlap their slow part and queue only
+- **One connection, one database thread.** stdlib ``sqlite3`` blocks, so every statement
+  runs on one thread of the store's own, in the order it was submitted: each write is a
+  single small statement, so a pool would add nothing, and bookkeeping rows can be queued
+  without waiting (a later awaited statement sees them). File writes, hashing and image
+  checks run in other threads, so concurrent saves overlap their slow part and queue only
   for the INSERT. WAL mode lets another process (a second server on the same folder,
   ``doctor``) read while we write.
 - **Versioned schema** via ``PRAGMA user_version`` (see :mod:`.db`).
@@ -55,7 +55,7 @@ _IMAGE_COLUMNS = (
     "id, path, sha256, bytes, mime, width, height, model, prompt, parameters, source_url,"
     " url_expires_at, revised_prompt, job_id, request_id, created_at"
 )
-_HELPERS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store")
+_HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store")
 """Threads that hash and check an image while another writes it."""
 
 
@@ -123,15 +123,13 @@ class ImageStore(RecordsMixin):
         with anyio.CancelScope(shield=True):
             # Hashing and the check (2-3 ms each for 2.4 MB) run while the write waits on
             # fsync (about 10 ms here).
-            hashing = _HELPERS.submit(files.sha256_bytes, data)
-            checking = _HELPERS.submit(check, data) if check is not None else None
-            try:
-                await anyio.to_thread.run_sync(
-                    files.write_atomic, self.output_dir, final, data,
-                    checking.result if checking is not None else None,
-                )
-            finally:
-                sha256 = await asyncio.wrap_future(hashing)
+            hashing = _HASH_AND_CHECK_THREADS.submit(files.sha256_bytes, data)
+            checking = _HASH_AND_CHECK_THREADS.submit(check, data) if check is not None else None
+            await anyio.to_thread.run_sync(
+                files.write_atomic, self.output_dir, final, data,
+                checking.result if checking is not None else None,
+            )
+            sha256 = await asyncio.wrap_future(hashing)
             image = _stored_image(
                 image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
                 parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,

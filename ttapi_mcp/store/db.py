@@ -89,20 +89,16 @@ class Database:
         conn, self._conn = self._conn, None
         thread, self._thread = self._thread, None
         if conn is not None and thread is not None:
-            with anyio.CancelScope(shield=True):
-                await asyncio.wrap_future(thread.submit(conn.close))
+            await _wait_shielded(thread.submit(conn.close))
             thread.shutdown(wait=False)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(conn)`` in one transaction on the database thread; its result.
 
-        The wait is shielded: a cancelled caller still waits for a statement that was
-        already queued, so it is never left half-known whether it ran.
+        A queued statement always runs, even when its caller is cancelled; a caller
+        cancelled through anyio still waits for it, so it is never half-known whether it ran.
         """
-        future = self._submit(fn)
-        with anyio.CancelScope(shield=True):
-            result = await asyncio.wrap_future(future)
-        return result
+        return await _wait_shielded(self._submit(fn))
 
     def submit(self, fn: Callable[[sqlite3.Connection], object]) -> None:
         """Queue ``fn(conn)`` without waiting; a failure is logged, not raised.
@@ -115,7 +111,8 @@ class Database:
     def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         conn, thread = self._conn, self._thread
         if conn is None or thread is None:
-            raise RuntimeError("the image store is not open: use 'async with ImageStore(...)'")
+            raise RuntimeError("the image store is not open (never opened, or closed): use "
+                               "'async with ImageStore(...)'")
 
         def transaction() -> T:
             with conn:
@@ -124,6 +121,20 @@ class Database:
         return thread.submit(transaction)
 
 
+async def _wait_shielded(future: Future[T]) -> T:
+    """Await a database-thread future without ever cancelling it.
+
+    ``asyncio.wrap_future`` cancels the thread's future when the awaiting task is
+    cancelled, which would drop a statement still in the queue; ``asyncio.shield`` keeps
+    it (a plain ``task.cancel()``, as at interpreter shutdown), the anyio shield makes an
+    anyio-cancelled caller wait for the result. Needs the asyncio backend, as the server.
+    """
+    with anyio.CancelScope(shield=True):
+        result = await asyncio.shield(asyncio.wrap_future(future))
+    return result
+
+
 def _log_failure(future: Future[object]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("a store write failed: %s", future.exception())
+    error = None if future.cancelled() else future.exception()
+    if error is not None:
+        log.error("a queued store write failed", exc_info=error)

@@ -1,7 +1,7 @@
 """File-system side of the store: atomic writes, adoption, temp sweeps, folder scans.
 
-These run in worker threads and never touch the database lock, so concurrent saves
-overlap their slow part (writing, fsync, hashing).
+These run in worker threads, never on the database thread, so concurrent saves overlap
+their slow part (writing, fsync, hashing).
 """
 
 from __future__ import annotations

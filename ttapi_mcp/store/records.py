@@ -34,11 +34,15 @@ class RecordsMixin:
 
     _db: Database
 
-    async def start_request(self, tool: str, route: str | None, parameters: dict[str, Any]) -> str:
+    async def start_request(
+        self, tool: str, route: str | None, parameters: dict[str, Any], *, wait: bool = False
+    ) -> str:
         """Record a request as pending; keys that name credentials are dropped.
 
-        Queued, not awaited: the request is sent while the row is written. The job row,
-        written and awaited before, is what says a paid call may have started.
+        By default queued, not awaited, so the request is sent while the row is written:
+        for generate and edit calls, the job row written and awaited before is what says a
+        paid call may have started. ``wait=True`` (when no such row exists yet) returns
+        once the row is written, and raises if it cannot be.
         """
         request_id = new_short_id()
         row = (request_id, tool, route, dumps(scrub_secrets(parameters)), "pending", time.time())
@@ -46,7 +50,10 @@ class RecordsMixin:
             "INSERT INTO requests (id, tool, route, parameters, status, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)"
         )
-        self._db.submit(lambda c: c.execute(sql, row))
+        if wait:
+            await self._db.run(lambda c: c.execute(sql, row))
+        else:
+            self._db.submit(lambda c: c.execute(sql, row))
         return request_id
 
     async def finish_request(

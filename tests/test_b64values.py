@@ -135,3 +135,28 @@ def test_any_document_reads_as_json_loads_reads_it(doc: Any, indent: int | None,
                                                    ascii_only: bool) -> None:
     body = json.dumps(doc, indent=indent, ensure_ascii=ascii_only).encode()
     assert as_plain(load_json_b64_views(bytearray(body))) == json.loads(body)
+
+
+def test_a_failed_parse_leaves_the_body_free() -> None:
+    body = bytearray(b'{"data": [{"b64_json": "QUJD"}], "broken": }')
+    with pytest.raises(ValueError) as caught:
+        load_json_b64_views(body)
+    assert caught.value.__traceback__ is not None  # kept, as an error report would keep it
+    body.clear()  # BufferError if a view over it were still alive
+
+
+@pytest.mark.parametrize("value", [b"QU\nJD", b"QU\xffJD", b"QU\x01JD"])
+def test_bytes_json_refuses_inside_a_value_make_only_that_image_corrupt(value: bytes) -> None:
+    body = b'{"data": [{"b64_json": "QUJD"}, {"b64_json": "' + value + b'"}]}'
+    with pytest.raises(ValueError):
+        json.loads(body)  # the whole answer would have been lost
+    good, bad = load_json_b64_views(body)["data"]
+    assert decode_base64(good["b64_json"]) == b"ABC"
+    with pytest.raises(ValueError, match="corrupt"):
+        decode_base64(bad["b64_json"])
+
+
+def test_a_response_with_views_still_serialises() -> None:
+    payload = load_json_b64_views(b'{"created": 1, "data": [{"b64_json": "QUJD"}]}')
+    dumped = json.loads(ImagesResponse.model_validate(payload).model_dump_json())
+    assert dumped["data"][0]["b64_json"] == "QUJD"

@@ -3,6 +3,7 @@
 Knows nothing of MCP; the only file access is streaming uploads and result downloads.
 """
 
+from .b64values import B64Text, decode_base64
 from .client import TTAPIClient
 from .errors import (
     AuthenticationError,
@@ -35,6 +36,7 @@ from .policy import RetryPolicy, Timeouts
 
 __all__ = [
     "AuthenticationError",
+    "B64Text",
     "ConnectionFailedError",
     "ContentPolicyError",
     "DownloadError",
@@ -60,4 +62,5 @@ __all__ = [
     "UploadFile",
     "UpstreamServerError",
     "Usage",
+    "decode_base64",
 ]

@@ -10,6 +10,9 @@ The cut is exact for valid JSON: a string ends at the first quote after its open
 one that is preceded by an even number of backslashes. A value that contains any
 backslash (an escape) is left in place for ``json.loads`` to unescape. The cut values
 are replaced by markers with a per-body random nonce, so no upstream text can pose as one.
+A cut value is not checked as JSON text: one with bytes that ``json.loads`` refuses
+(control characters, invalid UTF-8) fails the strict base64 decode instead, so that one
+image is reported corrupt and the answer's other images are still saved.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import binascii
 import json
 import secrets
 from typing import Any
+
+from pydantic_core import core_schema
 
 _QUOTE = ord('"')
 _BACKSLASH = ord("\\")
@@ -43,6 +48,15 @@ class B64Text:
     def __repr__(self) -> str:  # never the 3 MB of text
         return f"<base64 text, {len(self._view)} characters>"
 
+    def text(self) -> str:
+        """The value as a str: what ``model_dump`` gives for it."""
+        return str(self._view, "utf-8", "replace")
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.is_instance_schema(
+            cls, serialization=core_schema.plain_serializer_function_ser_schema(cls.text))
+
 
 def decode_base64(value: str | B64Text) -> bytes:
     """Strict decode: any character outside the alphabet, or bad padding, is an error.
@@ -64,9 +78,16 @@ def load_json_b64_views(body: bytes | bytearray) -> Any:
     Raises ``ValueError`` (including ``UnicodeDecodeError``) when the body is not JSON.
     The views keep ``body`` alive, and it must not be changed while they exist.
     """
+    if b'"b64_json"' not in body:  # error bodies, job status: nothing to cut
+        return json.loads(str(body, "utf-8"))
     nonce = secrets.token_hex(8)
     skeleton, values = _cut_values(body, nonce)
-    payload = json.loads(skeleton.decode("utf-8"))
+    try:
+        payload = json.loads(str(skeleton, "utf-8"))
+    except ValueError:
+        for view in values:  # or the error's traceback would pin the whole body
+            view.release()
+        raise
     if not values:
         return payload
     markers = {_marker(nonce, k): B64Text(v) for k, v in enumerate(values)}
@@ -77,7 +98,9 @@ def _marker(nonce: str, index: int) -> str:
     return f"\x00b64:{nonce}:{index}"
 
 
-def _cut_values(body: bytes | bytearray, nonce: str) -> tuple[bytes, list[memoryview]]:
+def _cut_values(
+    body: bytes | bytearray, nonce: str
+) -> tuple[bytes | bytearray, list[memoryview]]:
     """The body with each ``b64_json`` value replaced by a marker string, and the values."""
     view = memoryview(body)
     parts: list[bytes | memoryview] = []
@@ -99,7 +122,7 @@ def _cut_values(body: bytes | bytearray, nonce: str) -> tuple[bytes, list[memory
         kept_from = value_end + 1
         at = body.find(b'"', kept_from)
     if not values:
-        return bytes(body), []
+        return body, []
     parts.append(view[kept_from:])
     return b"".join(parts), values
 
@@ -120,7 +143,7 @@ def _string_end(body: bytes | bytearray, start: int) -> int:
 def _b64_value_after(body: bytes | bytearray, key_start: int, key_end: int) -> int:
     """When the string at ``key_start`` is the key ``b64_json`` followed by a string value
     without escapes, the index of that value's closing quote; else -1."""
-    if body[key_start + 1:key_end] != _KEY:
+    if key_end - key_start - 1 != len(_KEY) or body[key_start + 1:key_end] != _KEY:
         return -1
     colon = _skip_space(body, key_end + 1)
     if colon >= len(body) or body[colon] != _COLON:

@@ -133,10 +133,9 @@ class _Response(BaseModel):
 class ImageItem(_Response):
     """One result image: base64 bytes, a URL to download at once, or both.
 
-    ``b64_json`` read by the client is a :class:`B64Text` view over the received body.
+    ``b64_json`` read by the client is a :class:`B64Text` view over the received body
+    (decode either form with :func:`ttapi_mcp.api.decode_base64`).
     """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     b64_json: str | B64Text | None = None
     url: str | None = None

@@ -68,7 +68,8 @@ def _cpu_note(cpu: list[list[float]], single: float, note: str) -> str:
     server, emulator, client = (median(list(each)) for each in zip(*cpu, strict=True))
     total = server + emulator + client
     bound = (LATENCY + total / cores) / single
-    text = (f"after the {LATENCY:g} s latency the batch still used {total:.2f} CPU-s: server "
+    text = (f"after the {LATENCY:g} s latency the batch still used {total:.2f} CPU-s (medians "
+            f"per process): server "
             f"{server:.2f}, emulator {emulator:.2f}, client {client:.2f}; on {cores} cores "
             f"that alone is {bound:.2f}x")
     return f"{note}; {text}" if note else text

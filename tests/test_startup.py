@@ -19,7 +19,8 @@ def anyio_backend() -> str:
 async def test_unasked_services_start_after_the_grace_period() -> None:
     startup = Startup()
     started = time.monotonic()
-    await startup.wanted(grace=0.2)
+    with anyio.fail_after(5):
+        await startup.wait_until_needed(grace=0.2)
     assert time.monotonic() - started >= 0.2
 
 
@@ -35,7 +36,7 @@ async def test_a_request_starts_them_at_once_and_gets_them() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(request)
         with anyio.fail_after(5):  # not the 60 s grace: the request asked for them
-            await startup.wanted(grace=60)
+            await startup.wait_until_needed(grace=60)
         startup.set(sentinel)  # type: ignore[arg-type]
     assert got == [sentinel]
 

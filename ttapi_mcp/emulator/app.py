@@ -172,7 +172,7 @@ class Emulator:
         if fault.kind == "malformed_json" and route != "download":
             return malformed_json_response(response)
         if fault.kind in ("truncated_b64", "truncated_image") and response.status_code < 300:
-            return truncated_b64_response(response, whole_text=fault.kind == "truncated_image")
+            return truncated_b64_response(response, cut_image=fault.kind == "truncated_image")
         return response
 
     async def _download(self, path: str, fault: Fault | None) -> Response:

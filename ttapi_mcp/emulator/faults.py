@@ -85,10 +85,10 @@ def _cut_image(b64: str) -> str:
     return base64.b64encode(data[: len(data) // 2]).decode("ascii")
 
 
-def truncated_b64_response(original: Response, whole_text: bool = False) -> Response:
+def truncated_b64_response(original: Response, cut_image: bool = False) -> Response:
     """The same answer with the last `b64_json` item cut short; other items stay intact.
 
-    ``whole_text``: the base64 text stays valid and only the image it holds is cut.
+    ``cut_image``: the base64 text stays valid and only the image it holds is cut.
     """
     try:
         body = json.loads(bytes(original.body))
@@ -100,7 +100,7 @@ def truncated_b64_response(original: Response, whole_text: bool = False) -> Resp
     if isinstance(holder, list):
         for item in reversed(holder):
             if isinstance(item, dict) and isinstance(item.get("b64_json"), str):
-                cut = _cut_image if whole_text else _cut
+                cut = _cut_image if cut_image else _cut
                 item["b64_json"] = cut(item["b64_json"])
                 break
     return json_response(body, original.status_code)

@@ -106,12 +106,15 @@ class TTAPIServer(MCPServer[Startup]):
         async def lifespan(_: MCPServer[Startup]) -> AsyncIterator[Startup]:
             """Yields at once; the services start in a background task (see .startup)."""
             startup = self.startup = Startup()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._run_services, startup, job_changed)
-                try:
-                    yield startup
-                finally:
-                    tg.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._run_services, startup, job_changed)
+                    try:
+                        yield startup
+                    finally:
+                        tg.cancel_scope.cancel()
+            finally:
+                self.startup = None
 
         super().__init__(
             name="ttapi-mcp",
@@ -133,17 +136,17 @@ class TTAPIServer(MCPServer[Startup]):
         started it; it is cancelled (and its jobs recorded) on shutdown. Recovery of the
         previous process's jobs runs before any request gets the services.
         """
-        await startup.wanted()
-        # Imported in a worker thread: the event loop keeps answering meanwhile
-        # (importing holds the GIL only in short slices).
-        await anyio.to_thread.run_sync(_load_services)
-        from ttapi_mcp.service import Services
-        from ttapi_mcp.service.recovery import recover_jobs
-        from ttapi_mcp.service.runner import JobRunner
-        from ttapi_mcp.store import ImageStore
-
         settings = self.ttapi_settings
         try:
+            await startup.wait_until_needed()
+            # Imported in a worker thread: the event loop keeps answering meanwhile
+            # (importing holds the GIL only in short slices).
+            await anyio.to_thread.run_sync(_load_services)
+            from ttapi_mcp.service import Services
+            from ttapi_mcp.service.recovery import recover_jobs
+            from ttapi_mcp.service.runner import JobRunner
+            from ttapi_mcp.store import ImageStore
+
             store = ImageStore(settings.output_dir, settings.store_path)
             async with store:
                 removed = await store.cleanup_temp_files()
@@ -164,6 +167,7 @@ class TTAPIServer(MCPServer[Startup]):
                         try:
                             await anyio.sleep_forever()
                         finally:
+                            startup.set(None)  # stopping: refuse new work at once
                             tg.cancel_scope.cancel()
                 finally:
                     if client is not None:

@@ -32,7 +32,7 @@ class Startup:
         self._wanted = anyio.Event()
         self._services: Services | None = None
 
-    async def wanted(self, grace: float = GRACE_SECONDS) -> None:
+    async def wait_until_needed(self, grace: float = GRACE_SECONDS) -> None:
         """Return once a request waits for the services, or after ``grace`` seconds."""
         with anyio.move_on_after(grace):
             await self._wanted.wait()

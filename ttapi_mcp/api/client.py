@@ -332,7 +332,7 @@ class TTAPIClient:
         headers: dict[str, str],
         timeout: httpx2.Timeout,
     ) -> tuple[httpx2.Response, bytearray]:
-        """Send a request and read its answer into one buffer that can be freed in place.
+        """Send a request and read its answer into one buffer.
 
         Answers carry images as base64 (tens of MB for ten images), which stays in this
         buffer and is decoded from there: see :func:`load_json_b64_views`.

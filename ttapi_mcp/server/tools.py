@@ -65,8 +65,7 @@ GPT_ONLY = "Only for gpt-image-* models; leave unset for DALL-E."
 PREVIEW_DESC = (
     "Inline preview in the result: 'thumbnail' (small JPEG, WebP if transparent; default "
     "from the server configuration), 'full' (the whole image inline; large), or 'none'. "
-    "The saved file and "
-    "its ttapi://images/{id} resource link are always returned."
+    "The saved file and its ttapi://images/{id} resource link are always returned."
 )
 
 PromptArg = Annotated[

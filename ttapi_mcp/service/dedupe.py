@@ -22,6 +22,7 @@ from typing import Any
 import anyio.to_thread
 
 from ttapi_mcp.store import ImageStore, JobRecord
+from ttapi_mcp.store.files import sha256_file
 
 PRESENTATION_ONLY = frozenset({"preview", "wait", "dedupe"})
 _RECENT_JOBS_SCANNED = 200
@@ -35,17 +36,9 @@ def call_key(tool: str, args: dict[str, Any], input_hashes: list[str] | None = N
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 async def file_hashes(paths: list[Path]) -> list[str]:
     """sha256 of each file, read in a worker thread."""
-    return [await anyio.to_thread.run_sync(_sha256, p) for p in paths]
+    return [await anyio.to_thread.run_sync(sha256_file, p) for p in paths]
 
 
 async def recent_success(store: ImageStore, key: str, window: float) -> JobRecord | None:

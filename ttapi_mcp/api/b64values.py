@@ -81,16 +81,12 @@ def load_json_b64_views(body: bytes | bytearray) -> Any:
     if b'"b64_json"' not in body:  # error bodies, job status: nothing to cut
         return json.loads(str(body, "utf-8"))
     nonce = secrets.token_hex(8)
-    skeleton, values = _cut_values(body, nonce)
-    try:
-        payload = json.loads(str(skeleton, "utf-8"))
-    except ValueError:
-        for view in values:  # or the error's traceback would pin the whole body
-            view.release()
-        raise
-    if not values:
+    skeleton, spans = _cut_values(body, nonce)
+    payload = json.loads(str(skeleton, "utf-8"))
+    if not spans:
         return payload
-    markers = {_marker(nonce, k): B64Text(v) for k, v in enumerate(values)}
+    view = memoryview(body)
+    markers = {_marker(nonce, k): B64Text(view[start:end]) for k, (start, end) in enumerate(spans)}
     return _restore(payload, markers)
 
 
@@ -100,11 +96,11 @@ def _marker(nonce: str, index: int) -> str:
 
 def _cut_values(
     body: bytes | bytearray, nonce: str
-) -> tuple[bytes | bytearray, list[memoryview]]:
-    """The body with each ``b64_json`` value replaced by a marker string, and the values."""
-    view = memoryview(body)
-    parts: list[bytes | memoryview] = []
-    values: list[memoryview] = []
+) -> tuple[bytes | bytearray, list[tuple[int, int]]]:
+    """The body with each ``b64_json`` value replaced by a marker string, and where the
+    values were (from the first character to the closing quote)."""
+    parts: list[bytes | bytearray] = []
+    values: list[tuple[int, int]] = []
     kept_from = 0
     at = body.find(b'"')
     while at >= 0:
@@ -117,13 +113,13 @@ def _cut_values(
             continue
         value_start = body.find(b'"', end + 1)
         marker = json.dumps(_marker(nonce, len(values))).encode("ascii")
-        parts += [view[kept_from:value_start], marker]
-        values.append(view[value_start + 1:value_end])
+        parts += [body[kept_from:value_start], marker]
+        values.append((value_start + 1, value_end))
         kept_from = value_end + 1
         at = body.find(b'"', kept_from)
     if not values:
         return body, []
-    parts.append(view[kept_from:])
+    parts.append(body[kept_from:])
     return b"".join(parts), values
 
 

@@ -297,23 +297,14 @@ class TTAPIClient:
 
         async def attempt(number: int) -> Any:
             started = time.monotonic()
-            body: bytearray | None = None
             try:
                 with ExitStack() as stack:
+                    send: dict[str, Any] = {"content": content, "params": params}
                     if form is not None:
                         fields, images, mask = form
-                        response = await self._http.post(
-                            path,
-                            data=fields,
-                            files=open_parts(images, mask, stack, on_sent),
-                            headers=headers,
-                            timeout=timeout,
-                        )
-                    else:
-                        response, body = await self._receive(
-                            method, path, content=content, params=params, headers=headers,
-                            timeout=timeout,
-                        )
+                        send = {"data": fields, "files": open_parts(images, mask, stack, on_sent)}
+                    response, body = await self._receive(
+                        method, path, headers=headers, timeout=timeout, **send)
             except httpx2.HTTPError as exc:
                 self._log(method, path, type(exc).__name__, number, started)
                 raise self._transport_failure(call, exc, number, read_timeout) from None
@@ -323,41 +314,34 @@ class TTAPIClient:
         return await self._retrying(attempt)
 
     async def _receive(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        params: dict[str, str] | None,
-        headers: dict[str, str],
-        timeout: httpx2.Timeout,
+        self, method: str, path: str, *, headers: dict[str, str], timeout: httpx2.Timeout,
+        **send: Any,
     ) -> tuple[httpx2.Response, bytearray]:
-        """Send a request and read its answer into one buffer.
+        """Send a request (``send``: its content, params or form) and read its answer into
+        one buffer.
 
         Answers carry images as base64 (tens of MB for ten images), which stays in this
         buffer and is decoded from there: see :func:`load_json_b64_views`.
         """
         async with self._http.stream(
-            method, path, content=content, params=params, headers=headers, timeout=timeout
+            method, path, headers=headers, timeout=timeout, **send
         ) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
         return response, body
 
-    def _answer(
-        self, call: Call, response: httpx2.Response, number: int, body: bytearray | None = None
-    ) -> Any:
+    def _answer(self, call: Call, response: httpx2.Response, number: int, body: bytearray) -> Any:
         status = response.status_code
         if response.is_success:
             try:
-                return load_json_b64_views(response.content if body is None else body)
+                return load_json_b64_views(body)
             except ValueError:
                 raise protocol_error(call, f"HTTP {status} with a body that is not JSON") from None
         wait = self._wait_for(response)
         failure = error_for_status(
             status,
-            read_error(response.content if body is None else bytes(body), self._key),
+            read_error(bytes(body), self._key),
             call,
             attempts=number,
             retry_after=wait,

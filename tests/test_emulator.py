@@ -776,3 +776,18 @@ def test_photo_sized_option_renders_result_sized_images(
     assert len(photo) > 1_000_000 > 100_000 > len(flat)
     assert decode(item).size == (1024, 1024)
     assert base64.b64decode(http.post(E1, json=body).json()["data"][0]["b64_json"]) == photo
+
+
+def test_answers_splice_pre_encoded_values_exactly_where_they_belong() -> None:
+    from ttapi_mcp.emulator.shapes import RawJSON, json_response
+
+    tricky = 'a prompt with "quotes", \x00raw:00:0 and 中文'
+    body = {"data": {"data": [{"b64_json": RawJSON(b'"QUJD"'), "revised_prompt": tricky},
+                              {"b64_json": RawJSON(b'"REVG"')}]}, "message": tricky}
+
+    sent = json.loads(json_response(body).body)
+
+    assert sent == {"data": {"data": [{"b64_json": "QUJD", "revised_prompt": tricky},
+                                      {"b64_json": "REVG"}]}, "message": tricky}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_response({"x": object()})

@@ -12,9 +12,9 @@ from starlette.responses import Response
 
 from .images import Limits, Upload, check_edit_images, closest_size
 from .models import Fault
-from .render import MIME, RenderSpec, render, render_b64
+from .render import MIME, RenderSpec, render, render_b64_json
 from .results import url_for
-from .shapes import ApiError, json_response
+from .shapes import ApiError, RawJSON, json_response
 from .validate import (
     ImageParams,
     bad,
@@ -59,7 +59,7 @@ async def images_response(
             name = em.files.add(spec, em.options.url_ttl_seconds, expired=expired)
             item: dict[str, Any] = {"url": url_for(_base(request), name)}
         else:
-            item = {"b64_json": await run_in_threadpool(render_b64, spec)}
+            item = {"b64_json": RawJSON(await run_in_threadpool(render_b64_json, spec))}
         if params.model == "dall-e-3" or (params.is_gpt and url_form):
             item["revised_prompt"] = _revised(params)
         items.append(item)

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 _CACHE_SIZE = 64
 T = TypeVar("T")
 _cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
-_b64_cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
+_b64_cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
 _lock = threading.Lock()
 _fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
 
@@ -136,7 +136,8 @@ def render(spec: RenderSpec) -> bytes:
     return _cached(_cache, _key(spec), lambda: _encode(_draw(spec), spec))
 
 
-def render_b64(spec: RenderSpec) -> str:
-    """The base64 text of :func:`render`, cached too: a repeated answer costs no encoding,
-    so the emulator's share of a benchmark stays small and constant."""
-    return _cached(_b64_cache, _key(spec), lambda: base64.b64encode(render(spec)).decode())
+def render_b64_json(spec: RenderSpec) -> bytes:
+    """The base64 text of :func:`render` as a JSON string value (quotes included), cached
+    too: a repeated answer costs no encoding and no escaping, so the emulator's share of a
+    benchmark stays small and constant."""
+    return _cached(_b64_cache, _key(spec), lambda: b'"' + base64.b64encode(render(spec)) + b'"')

@@ -22,7 +22,7 @@ from .startup import services_of
 
 if TYPE_CHECKING:  # loaded with the lifespan, not to declare resources (see server.app)
     from ttapi_mcp.service import Services
-    from ttapi_mcp.store import StoredImage
+    from ttapi_mcp.store import ImageSummary
 
 IMAGE_PREFIX = "ttapi://images/"
 JOB_PREFIX = "ttapi://jobs/"
@@ -31,15 +31,15 @@ PAGE_SIZE = 50
 JOBS_LISTED = 50
 
 
-def image_resource(image: StoredImage) -> Resource:
+def image_resource(image: ImageSummary) -> Resource:
     """How one saved image appears in resources/list: the prompt once (as the title), so
     a page of 50 stays small in the client and in an agent's context."""
     size = f"{image.width}x{image.height}" if image.width and image.height else "unknown size"
     prompt = (image.prompt or "")[:120]
     return Resource(
         uri=f"{IMAGE_PREFIX}{image.id}",
-        name=image.path.name,
-        title=prompt or image.path.name,
+        name=image.file_name,
+        title=prompt or image.file_name,
         description=f"{image.model or 'image'}, {size}",
         mime_type=image.mime,
         size=image.bytes,

@@ -47,7 +47,14 @@ from ..imagefacts import (
 )
 from . import files
 from .db import Database, dumps
-from .models import ConsistencyReport, StoredImage, StoreError, scrub_secrets
+from .models import (
+    SUMMARY_COLUMNS,
+    ConsistencyReport,
+    ImageSummary,
+    StoredImage,
+    StoreError,
+    scrub_secrets,
+)
 from .records import RecordsMixin
 
 _JPEG_HEAD = 1 << 20  # JPEG dimensions can sit after a large EXIF block
@@ -214,7 +221,7 @@ class ImageStore(RecordsMixin):
 
     async def list_images(
         self, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[StoredImage], str | None]:
+    ) -> tuple[list[ImageSummary], str | None]:
         """Newest first; pass the returned cursor to get the next page (None: no more).
 
         Keyset pagination on (created_at, id): pages stay stable while images are added.
@@ -227,10 +234,11 @@ class ImageStore(RecordsMixin):
             where = "WHERE created_at < ? OR (created_at = ? AND id < ?)"
             args = [created_at, created_at, last_id, count + 1]
         sql = (
-            f"SELECT {_IMAGE_COLUMNS} FROM images {where} ORDER BY created_at DESC, id DESC LIMIT ?"
+            f"SELECT {SUMMARY_COLUMNS} FROM images {where} ORDER BY created_at DESC, id DESC"
+            " LIMIT ?"
         )
         rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
-        images = [StoredImage.from_row(r) for r in rows[:count]]
+        images = [ImageSummary.from_row(r) for r in rows[:count]]
         more = len(rows) > count and images
         return images, (_encode_cursor(images[-1]) if more else None)
 
@@ -319,7 +327,7 @@ def _require_image(facts: ImageFacts, what: str) -> None:
         )
 
 
-def _encode_cursor(image: StoredImage) -> str:
+def _encode_cursor(image: ImageSummary) -> str:
     raw = json.dumps([image.created_at, image.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -42,11 +42,12 @@ def _answer(proc: subprocess.Popen[bytes], msg_id: int, deadline: float) -> dict
     raise RuntimeError("no answer from the server within the time limit")
 
 
-def spawn_to_tools_list(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+def spawn_to_tools_list(command: list[str], env: dict[str, str],
+                        root: Path = ROOT) -> tuple[float, int]:
     """Seconds from spawn to the tools/list answer, and the number of tools listed."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, cwd=str(ROOT))
+                            stderr=subprocess.DEVNULL, env=env, cwd=str(root))
     try:
         deadline = time.monotonic() + 60.0
         _send(proc, {"id": 1, "method": "initialize", "params": _INIT})

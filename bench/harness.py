@@ -172,14 +172,17 @@ def reset_peak(pid: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def stdio_session(env: dict[str, str], args: list[str] | None = None,
-                        errlog: Path | None = None) -> AsyncIterator[tuple[Any, int]]:
-    """An mcp.Client over stdio to a fresh server process; yields (client, server pid)."""
+                        errlog: Path | None = None,
+                        root: Path = ROOT) -> AsyncIterator[tuple[Any, int]]:
+    """An mcp.Client over stdio to a fresh server process; yields (client, server pid).
+
+    The server runs in ``root``, whose ``ttapi_mcp`` it imports first (see ab.py)."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
     params = StdioServerParameters(
         command=sys.executable, args=args or ["-m", "ttapi_mcp", "serve"], env=env,
-        cwd=str(ROOT))
+        cwd=str(root))
     before = set(children_of(os.getpid()))
     log_path = errlog or Path(os.devnull)
     with open(log_path, "w") as log:

@@ -85,7 +85,8 @@ async def measure(case: str, other: Path, emulator: EmulatorProcess, work: Path,
         return await alternate(start(other), start(ROOT), reps)
     if case == "list":
         store = work / "store-10k"
-        await populate(store, 10_000)
+        if not (store / "store.sqlite3").exists():
+            await populate(store, 10_000)
         async with two_sessions(other, emulator, (store, store)) as (a, b):
             return await alternate(lambda: listing(a), lambda: listing(b), reps)
     body = {**gpt_body(1, "1024x1024"), "preview": case}
@@ -131,7 +132,7 @@ def cli() -> int:
         parser.error(f"{other} is not a checkout of ttapi-mcp (no ttapi_mcp/__init__.py)")
     if other == ROOT:
         parser.error("compare with another checkout, not this one")
-    anyio.run(main, other, args.only or list(CASES), max(1, args.reps))
+    anyio.run(main, other, list(dict.fromkeys(args.only or CASES)), max(1, args.reps))
     return 0
 
 

@@ -99,7 +99,7 @@ def _cut_values(
 ) -> tuple[bytes | bytearray, list[tuple[int, int]]]:
     """The body with each ``b64_json`` value replaced by a marker string, and where the
     values were (from the first character to the closing quote)."""
-    parts: list[bytes | bytearray] = []
+    kept: list[tuple[int, int]] = []  # the body's parts around the values
     values: list[tuple[int, int]] = []
     kept_from = 0
     at = body.find(b'"')
@@ -112,15 +112,20 @@ def _cut_values(
             at = body.find(b'"', end + 1)
             continue
         value_start = body.find(b'"', end + 1)
-        marker = json.dumps(_marker(nonce, len(values))).encode("ascii")
-        parts += [body[kept_from:value_start], marker]
+        kept.append((kept_from, value_start))
         values.append((value_start + 1, value_end))
         kept_from = value_end + 1
         at = body.find(b'"', kept_from)
     if not values:
         return body, []
-    parts.append(body[kept_from:])
-    return b"".join(parts), values
+    kept.append((kept_from, len(body)))
+    markers = [json.dumps(_marker(nonce, k)).encode("ascii") for k in range(len(values))]
+    with memoryview(body) as view:  # parts copied once, by the join; no view outlives it
+        parts = [view[a:b] for a, b in kept]
+        skeleton = b"".join(p for pair in zip(parts, [*markers, b""], strict=True) for p in pair)
+        for part in parts:
+            part.release()
+    return skeleton, values
 
 
 def _string_end(body: bytes | bytearray, start: int) -> int:

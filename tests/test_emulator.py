@@ -791,3 +791,16 @@ def test_answers_splice_pre_encoded_values_exactly_where_they_belong() -> None:
                                       {"b64_json": "REVG"}]}, "message": tricky}
     with pytest.raises(TypeError, match="not JSON serializable"):
         json_response({"x": object()})
+
+
+def test_a_text_that_equals_a_placeholder_does_not_receive_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ttapi_mcp.emulator import shapes
+
+    monkeypatch.setattr(shapes.secrets, "token_hex", lambda _: "00")
+    body = {"data": [{"revised_prompt": "\x00raw:00:0", "b64_json": shapes.RawJSON(b'"QUJD"')}]}
+
+    sent = json.loads(shapes.json_response(body).body)
+
+    assert sent == {"data": [{"revised_prompt": "\x00raw:00:0", "b64_json": "QUJD"}]}

@@ -85,20 +85,27 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     nonce = secrets.token_hex(8)
 
     def placeholder(value: object) -> str:
-        if not isinstance(value, RawJSON):
-            raise TypeError(f"{type(value).__name__} is not JSON serializable")
-        raws.append(value.data)
+        raws.append(_raw(value).data)
         return f"\x00raw:{nonce}:{len(raws) - 1}"
 
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=placeholder).encode()
-    if raws:  # placeholders appear in the order they were made
+    markers = [json.dumps(f"\x00raw:{nonce}:{index}").encode() for index in range(len(raws))]
+    if all(data.count(marker) == 1 for marker in markers):
         parts: list[bytes] = []
-        for index, raw in enumerate(raws):
-            marker = json.dumps(f"\x00raw:{nonce}:{index}").encode()
+        for marker, raw in zip(markers, raws, strict=True):  # in the order they were made
             before, _, data = data.partition(marker)
             parts += [before, raw]
         data = b"".join([*parts, data])
+    else:  # a text of the answer equals a placeholder: encode it all the slow way
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                          default=lambda value: json.loads(_raw(value).data)).encode()
     return Response(data, status_code=status, media_type="application/json", headers=headers)
+
+
+def _raw(value: object) -> RawJSON:
+    if not isinstance(value, RawJSON):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return value
 
 
 def error_response(err: ApiError, family: Family) -> Response:

@@ -114,6 +114,20 @@ async def test_secrets_dropped_from_parameters(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_listed_summary_agrees_with_the_full_record(tmp_path: Path) -> None:
+    async with make_store(tmp_path) as store:
+        saved = await store.save_image(image_bytes("JPEG", size=(30, 20)), model="dall-e-2",
+                                       prompt="a wide one", parameters={"size": "30x20"})
+        [summary], _ = await store.list_images()
+        full = await store.get_image(saved.id)
+
+    assert full is not None
+    assert summary == (full.id, full.path.name, full.mime, full.bytes, full.width,
+                       full.height, full.model, full.prompt, full.created_at)
+    assert (summary.width, summary.height, summary.mime) == (30, 20, "image/jpeg")
+
+
+@pytest.mark.anyio
 async def test_pagination_newest_first_over_hundreds(tmp_path: Path) -> None:
     data = image_bytes()
     async with make_store(tmp_path) as store:

@@ -11,7 +11,8 @@ Each server runs from its own checkout (working directory and PYTHONPATH), since
 
 Cases: ``cold`` (spawn to tools/list), ``none`` and ``thumbnail`` (generate_image, n=1,
 1024x1024 photo-sized PNG, over stdio), ``list`` (first page of resources/list on a
-store of 10,000 images).
+store of 10,000 images). The emulator is this checkout's. The ``list`` store is filled
+with this checkout's database schema, so the other checkout must be able to read it.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def env_in(root: Path, emulator: EmulatorProcess, work: Path) -> dict[str, str]:
 async def alternate(
     first: Callable[[], Awaitable[float]], second: Callable[[], Awaitable[float]], reps: int
 ) -> tuple[float, float]:
-    """Medians of ``reps`` measurements of each, in alternating order, after one warm-up."""
+    """Medians of ``reps`` measurements of each (rounded up to even, so each side goes
+    first equally often), in alternating order, after one warm-up."""
     await first()
     await second()
     times: tuple[list[float], list[float]] = ([], [])
-    for rep in range(reps):
+    for rep in range(reps + reps % 2):
         order = ((0, first), (1, second)) if rep % 2 == 0 else ((1, second), (0, first))
         for index, measure in order:
             times[index].append(await measure())
@@ -77,12 +79,12 @@ async def measure(case: str, other: Path, emulator: EmulatorProcess, work: Path,
     if case == "cold":
         command = [sys.executable, "-m", "ttapi_mcp", "serve"]
 
-        def start(root: Path) -> Callable[[], Awaitable[float]]:
-            env = env_in(root, emulator, work / f"cold-{root.name}")
+        def start(root: Path, side: str) -> Callable[[], Awaitable[float]]:
+            env = env_in(root, emulator, work / f"cold-{side}")
             return lambda: anyio.to_thread.run_sync(
                 lambda: spawn_to_tools_list(command, env, root)[0])
 
-        return await alternate(start(other), start(ROOT), reps)
+        return await alternate(start(other, "other"), start(ROOT, "this"), reps)
     if case == "list":
         store = work / "store-10k"
         if not (store / "store.sqlite3").exists():

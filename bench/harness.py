@@ -106,6 +106,7 @@ class EmulatorProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ttapi_mcp", "emulator", "--port", str(self.port)],
             env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=str(ROOT),  # this checkout's emulator, wherever the bench is started from
         )
         self.http = httpx2.Client(base_url=self.base_url, timeout=120.0)
         wait_until(self._up, 30.0, "the emulator to start")

@@ -99,32 +99,30 @@ def _cut_values(
 ) -> tuple[bytes | bytearray, list[tuple[int, int]]]:
     """The body with each ``b64_json`` value replaced by a marker string, and where the
     values were (from the first character to the closing quote)."""
-    kept: list[tuple[int, int]] = []  # the body's parts around the values
     values: list[tuple[int, int]] = []
     kept_from = 0
-    at = body.find(b'"')
-    while at >= 0:
-        end = _string_end(body, at)
-        if end < 0:
-            break  # unterminated: json.loads reports it
-        value_end = _b64_value_after(body, at, end)
-        if value_end < 0:
-            at = body.find(b'"', end + 1)
-            continue
-        value_start = body.find(b'"', end + 1)
-        kept.append((kept_from, value_start))
-        values.append((value_start + 1, value_end))
-        kept_from = value_end + 1
-        at = body.find(b'"', kept_from)
-    if not values:
-        return body, []
-    kept.append((kept_from, len(body)))
-    markers = [json.dumps(_marker(nonce, k)).encode("ascii") for k in range(len(values))]
-    with memoryview(body) as view:  # parts copied once, by the join; no view outlives it
-        parts = [view[a:b] for a, b in kept]
-        skeleton = b"".join(p for pair in zip(parts, [*markers, b""], strict=True) for p in pair)
-        for part in parts:
-            part.release()
+    with memoryview(body) as view:  # the kept parts are copied once, by the join
+        parts: list[memoryview | bytes] = []
+        at = body.find(b'"')
+        while at >= 0:
+            end = _string_end(body, at)
+            if end < 0:
+                break  # unterminated: json.loads reports it
+            value_end = _b64_value_after(body, at, end)
+            if value_end < 0:
+                at = body.find(b'"', end + 1)
+                continue
+            value_start = body.find(b'"', end + 1)
+            marker = json.dumps(_marker(nonce, len(values))).encode("ascii")
+            parts += [view[kept_from:value_start], marker]
+            values.append((value_start + 1, value_end))
+            kept_from = value_end + 1
+            at = body.find(b'"', kept_from)
+        parts.append(view[kept_from:])
+        skeleton = b"".join(parts) if values else body
+        for part in parts:  # no view may outlive the body's parse
+            if isinstance(part, memoryview):
+                part.release()
     return skeleton, values
 
 

@@ -4,7 +4,9 @@ The key is random per run, so no fixture or constant elsewhere can mask a leak. 
 stdio server is driven through every tool (successes and failures, including upstream
 errors that echo the key), every resource and every prompt; then its stderr at DEBUG,
 its database (with WAL) and every file it wrote are searched. The CLI's help and doctor
-output are searched too; doctor must show the key masked.
+output are searched too; doctor must show the key masked. The key is given as people paste
+it (spaces and a line break around it); tests/test_config_as_typed.py covers keys that
+cannot be used at all.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
     env.update({
         "PYTHONPATH": str(ROOT), "TTAPI_BASE_URL": str(emulator.base_url),
-        "TTAPI_API_KEY": CANARY, "TTAPI_OUTPUT_DIR": str(tmp_path / "out"),
+        # As pasted from a .env file: spaces around, CRLF after; trimmed at start.
+        "TTAPI_API_KEY": f"  {CANARY} \r\n", "TTAPI_OUTPUT_DIR": str(tmp_path / "out"),
         "TTAPI_DATABASE_PATH": str(tmp_path / "db" / "store.sqlite3"),
         "TTAPI_LOG_LEVEL": "DEBUG", "TTAPI_POLL_FIRST_DELAY": "0.05",
         "TTAPI_POLL_INTERVAL": "0.05", "TTAPI_RETRY_BASE_DELAY": "0.01",

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .keycheck import header_problem
 
 CONFIG_ENV_VAR = "TTAPI_MCP_CONFIG"
 ENV_PREFIX = "TTAPI_"
@@ -41,7 +43,9 @@ class ConfigError(Exception):
 class Settings(BaseModel):
     """Every setting of ttapi-mcp. Environment: TTAPI_<KEY> (upper case)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # hide_input_in_errors: a ValidationError raised outside load_settings must not print
+    # a secret either.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
     api_key: SecretStr | None = Field(None, description="TTAPI key (TT-API-KEY).")
     base_url: str = Field(
@@ -104,6 +108,21 @@ class Settings(BaseModel):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
 
+    @field_validator("api_key", "http_bearer_token", mode="before")
+    @classmethod
+    def _usable_as_header(cls, value: Any) -> Any:
+        """Trimmed, then refused unless it can be sent as a header (see keycheck)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        raw = raw.strip()
+        if not raw:
+            return None
+        problem = header_problem(raw)
+        if problem:
+            raise ValueError(f"the value {problem}")
+        return SecretStr(raw)
+
     @property
     def store_path(self) -> Path:
         return self.database_path or self.output_dir / ".ttapi-mcp" / "store.sqlite3"
@@ -135,13 +154,23 @@ def mask_secret(value: str | None) -> str:
     return f"****{value[-4:]}" if len(value) >= 12 else "****"
 
 
+def trimmed(value: Any) -> Any:
+    """Surrounding white space and line breaks removed, in strings and lists of strings:
+    values are pasted from web pages and `.env` files, and arrive with a trailing newline."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [trimmed(item) for item in value]
+    return value
+
+
 def _env_value(key: str, raw: str) -> Any:
+    stripped = raw.strip()
     if key == "input_roots":
-        stripped = raw.strip()
         if stripped.startswith("["):
-            return json.loads(stripped)
-        return [part for part in stripped.split(os.pathsep) if part]
-    return raw
+            return trimmed(json.loads(stripped))
+        return [part.strip() for part in stripped.split(os.pathsep) if part.strip()]
+    return stripped
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -161,7 +190,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"Configuration error: config file {path} must hold a JSON object.")
     # Keys starting with "_" are comments (JSON has none of its own); null means "default".
-    return {k: v for k, v in data.items() if not k.startswith("_") and v is not None}
+    return {k: trimmed(v) for k, v in data.items() if not k.startswith("_") and v is not None}
 
 
 def _absolute(value: Any, base: Path) -> Any:
@@ -214,6 +243,7 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is None:
             continue
+        value = trimmed(value)
         values[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
         origin[key] = f"command-line flag --{key.replace('_', '-')}"
 
@@ -240,7 +270,12 @@ def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
             lines.append(f"- unknown key {key!r} in {where}. Known keys: {known}.")
             continue
         shown = "" if key in SECRET_KEYS else f" (got {error.get('input')!r})"
-        lines.append(f"- {key}: {error['msg']}{shown}, from {where}.")
+        message = str(error["msg"])
+        if key in SECRET_KEYS and message.startswith("Value error, "):
+            # A key that cannot be sent: say where it came from first; never show it.
+            lines.append(f"- {key} (from {where}): {message.removeprefix('Value error, ')}.")
+            continue
+        lines.append(f"- {key}: {message}{shown}, from {where}.")
     return "\n".join(lines)
 
 

@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from .keycheck import secret_forms
+
 REDACTED = "[redacted]"
 
 
@@ -19,7 +21,9 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        # Every escaped form too (repr, JSON, percent-encoding), longest first.
+        forms = {form for s in secrets if s for form in secret_forms(s)}
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx2
 
+from ..keycheck import header_problem
 from . import errors
 from .b64values import load_json_b64_views
 from .download import EXPIRED_HINT, save_stream
@@ -79,8 +80,12 @@ class TTAPIClient:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
+        problem = header_problem(api_key.strip())
+        if problem:
+            # Sent as a header, such a key fails with an error that prints it.
+            raise ValueError(f"The TTAPI key {problem}.")
         self._base_url = base_url.rstrip("/")
-        self._key = api_key
+        self._key = api_key.strip()
         self._timeouts = timeouts
         self._retry = retry
         self._transport = transport

@@ -1,4 +1,4 @@
-"""The `ttapi-mcp` command: serve, demo, emulator, doctor.
+"""The `ttapi-mcp` command: serve, demo, emulator, doctor, install, uninstall.
 
 Heavy modules (the server, Pillow, the emulator) are imported inside each
 command, so `--help` and a stdio start stay fast.
@@ -24,6 +24,7 @@ examples:
   ttapi-mcp emulator --port 9000                 run the TTAPI emulator for your own experiments
   ttapi-mcp serve --set wait_budget_seconds=40   any configuration key, from the command line
   ttapi-mcp doctor --fix                         check key, network, folder and store; repair
+  ttapi-mcp install claude-desktop               add this server to a client (key: hidden prompt)
 
 configuration: defaults < JSON file (--config or TTAPI_MCP_CONFIG) < environment (TTAPI_<KEY>)
 < command-line flags. See config.example.json for every key.
@@ -41,6 +42,32 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="set any configuration key (VALUE is JSON or text); repeatable")
+
+
+CLIENT_NAMES = ("claude-code", "claude-desktop", "cursor", "vscode", "windsurf")
+
+
+def _add_install_commands(commands: Any) -> None:
+    for name, text in (("install", "add this server to an MCP client's configuration"),
+                       ("uninstall", "remove this server from an MCP client's configuration")):
+        sub = commands.add_parser(name, help=text, description=text + ". The key comes from "
+                                  "TTAPI_API_KEY or a hidden prompt, never from the command "
+                                  "line; other servers and settings in the file are kept.")
+        sub.add_argument("client", choices=CLIENT_NAMES)
+        sub.add_argument("--name", default="ttapi", help="the server's name in the client "
+                         "(default: ttapi)")
+        sub.add_argument("--file", metavar="PATH", help="edit this file instead of the "
+                         "client's user-level configuration (e.g. a project's .vscode/mcp.json)")
+        sub.add_argument("--dry-run", action="store_true",
+                         help="show the change (key masked) without writing anything")
+        if name == "install":
+            sub.add_argument("--uvx", action="store_true", help="run the server with `uvx "
+                             "ttapi-mcp serve` instead of this installation's absolute path")
+            sub.add_argument("--uvx-from", metavar="SOURCE", help="with uvx: a wheel file or "
+                             "git URL to run (`uvx --from SOURCE ttapi-mcp serve`)")
+            sub.add_argument("--output-dir", metavar="DIR", help="where the images go "
+                             "(default: kept from the entry, else the platform's data folder)")
+            sub.add_argument("--base-url", help="TTAPI origin to write into the entry")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "record, drop records of deleted files (never deletes an image)")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_settings_flags(doctor)
+
+    _add_install_commands(commands)
 
     emulator = commands.add_parser("emulator", help="run the TTAPI emulator (for tests and demos)")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -124,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_keys=args.api_key, job_seconds=args.job_seconds, url_ttl_seconds=args.url_ttl)
         run_emulator(args.host, args.port, options)
         return 0
+    if args.command in ("install", "uninstall"):
+        from ttapi_mcp.install.command import run
+
+        return run(args)
     if args.command == "doctor":
         from ttapi_mcp.doctor import run_doctor
 

@@ -64,7 +64,7 @@ def test_all_ok_exits_0_shows_origins_and_the_key_masked(
     result = _doctor(_env(str(emulator.base_url), tmp_path), "--fix")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "free space" not in line]
-    assert len(lines) == 8 and all(line.startswith("OK ") for line in lines), result.stdout
+    assert len(lines) == 9 and all(line.startswith("OK ") for line in lines), result.stdout
     assert KEY not in result.stdout + result.stderr
     assert f"****{KEY[-4:]} (environment variable TTAPI_API_KEY)" in result.stdout
     assert "(environment variable TTAPI_BASE_URL) answered HTTP" in result.stdout
@@ -90,7 +90,9 @@ def test_failures_exit_1_and_say_what_to_do(tmp_path: Path) -> None:
 def test_a_bad_configuration_is_one_failed_check(tmp_path: Path) -> None:
     result = _doctor(_env("http://127.0.0.1:9", tmp_path, TTAPI_PREVIEW="huge"))
     assert result.returncode == 1
-    assert result.stdout.startswith("FAIL  configuration") and "TTAPI_PREVIEW" in result.stdout
+    first, failed = result.stdout.splitlines()
+    assert first.startswith("OK    installation") and "ttapi-mcp" in first
+    assert failed.startswith("FAIL  configuration") and "TTAPI_PREVIEW" in failed
 
 
 @pytest.mark.anyio

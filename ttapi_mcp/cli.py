@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ttapi_mcp import __version__
+from ttapi_mcp.about import installation
 from ttapi_mcp.config import CONFIG_ENV_VAR, ConfigError, Settings, load_settings
 
 EXAMPLES = """\
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"ttapi-mcp {__version__}")
+    parser.add_argument("--version", action="version", version=installation())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")

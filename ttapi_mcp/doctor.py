@@ -62,6 +62,13 @@ def _names(paths: list[Path]) -> str:
 # -- checks -----------------------------------------------------------------------------
 
 
+def check_installation() -> Check:
+    """Which ttapi-mcp runs: a client may start another one than the shell's."""
+    from .about import installation
+
+    return Check("installation", "OK", installation())
+
+
 def check_config(origins: dict[str, str]) -> Check:
     """Which layers set which keys: the first thing to know when a value is not the one meant."""
     layers: dict[str, list[str]] = {}
@@ -224,13 +231,14 @@ async def run_checks(
 ) -> list[Check]:
     """All checks in order; a configuration that does not load stops the rest."""
     origins: dict[str, str] = {}
+    checks = [check_installation()]
     try:
         settings = load(origins)
     except ConfigError as exc:
         message = "; ".join(line.strip("- ") for line in str(exc).splitlines()[1:]) or str(exc)
-        return [Check("configuration", "FAIL", message,
-                      "fix the named key where it came from, then run doctor again")]
-    checks = [check_config(origins), check_key(settings, origins)]
+        return [*checks, Check("configuration", "FAIL", message,
+                               "fix the named key where it came from, then run doctor again")]
+    checks += [check_config(origins), check_key(settings, origins)]
     checks.append(await anyio.to_thread.run_sync(check_reachable, settings, origins))
     checks += check_output_dir(settings, origins, fix)
     checks += await check_store(settings, fix)

@@ -161,7 +161,9 @@ async def _run(
     action: Callable[[Services, ProgressFn, int | None], Awaitable[ImageToolResult]],
 ) -> CallToolResult:
     """Run ``action`` with the thumbnail edge it should prepare while saving (or None)."""
+    from ttapi_mcp.install.hints import missing_key_message
     from ttapi_mcp.service import ServiceError
+    from ttapi_mcp.service.common import MissingKeyError
 
     services = await services_of(ctx.request_context.lifespan_context)
     settings = services.settings
@@ -169,9 +171,17 @@ async def _run(
     edge = settings.thumbnail_size if mode == "thumbnail" else None
     try:
         result = await action(services, progress_of(ctx), edge)
+    except MissingKeyError:
+        raise ToolError(missing_key_message(client_name(ctx))) from None
     except ServiceError as exc:
         raise ToolError(str(exc)) from None
     return await to_call_result(result, mode, settings.thumbnail_size)
+
+
+def client_name(ctx: Context) -> str | None:
+    """The name the client gave in clientInfo (either protocol era), if any."""
+    params = ctx.request_context.session.client_params
+    return params.client_info.name if params is not None else None
 
 
 def register_tools(server: MCPServer) -> None:

@@ -51,6 +51,10 @@ class ServiceError(Exception):
     """A failure the caller can act on; the text is complete and safe to show."""
 
 
+class MissingKeyError(ServiceError):
+    """No key is configured; the server layer says which client file to edit."""
+
+
 async def no_progress(done: float, total: float | None, message: str) -> None:
     """Default progress sink for callers that do not report progress."""
 
@@ -79,7 +83,7 @@ class Services:
 
     def require_client(self) -> TTAPIClient:
         if self.client is None:
-            raise ServiceError(NO_KEY_MESSAGE)
+            raise MissingKeyError(NO_KEY_MESSAGE)
         return self.client
 
 

@@ -26,10 +26,16 @@ async def list_tools(command: str, args: list[str]) -> set[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
     env["TTAPI_OUTPUT_DIR"] = out
     params = StdioServerParameters(command=command, args=args, env=env, cwd=out)
-    with anyio.fail_after(120):
-        async with Client(stdio_client(params), mode="legacy") as client:
-            tools = await client.list_tools()
-            answer = await client.call_tool("generate_image", {"prompt": "x"})
+    log_path = os.path.join(out, "server-stderr.log")
+    try:
+        with open(log_path, "w") as errlog, anyio.fail_after(120):
+            async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
+                tools = await client.list_tools()
+                answer = await client.call_tool("generate_image", {"prompt": "x"})
+    except BaseException:
+        with open(log_path) as log:
+            print(log.read(), file=sys.stderr)  # the server's own account of what went wrong
+        raise
     text = answer.content[0].text if answer.content else ""
     if not answer.is_error or "ttapi-mcp install" not in text:
         raise SystemExit(f"expected the no-key explanation, got: {text[:200]}")

@@ -38,8 +38,8 @@ cd "$root"
 step "packaging/server.json against the MCP Registry's schema"
 python packaging/check_server_json.py
 
-if [ -f packaging/mcpb/build.py ]; then
-  step "Claude Desktop bundle: mcpb validate, mcpb pack, then start it as its manifest says"
-  python packaging/mcpb/build.py --wheel "$wheel" --out dist
-  python packaging/mcpb/check.py dist/ttapi-mcp.mcpb
-fi
+step "Claude Desktop bundle: npm @anthropic-ai/mcpb validate and pack, then start it as its manifest says"
+npm install --silent --no-audit --no-fund --prefix "$work/npm" @anthropic-ai/mcpb@2.1.2
+export MCPB="$work/npm/node_modules/.bin/mcpb"
+python packaging/mcpb/build.py --wheel "$wheel" --out dist
+python packaging/mcpb/check.py dist/ttapi-mcp.mcpb

@@ -78,8 +78,11 @@ def test_values_are_trimmed_in_every_layer(tmp_path: Path) -> None:
     assert flagged.http_bearer_token.get_secret_value() == TAIL
 
 
-def test_a_key_of_only_white_space_counts_as_no_key() -> None:
-    assert load_settings(env={"TTAPI_API_KEY": " \n"}).api_key is None
+def test_variables_set_to_nothing_count_as_unset() -> None:
+    """Clients substitute an empty optional field as an empty variable."""
+    settings = load_settings(env={"TTAPI_API_KEY": " \n", "TTAPI_OUTPUT_DIR": "",
+                                  "TTAPI_BASE_URL": "  "})
+    assert settings.api_key is None and settings == load_settings(env={})
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_KEYS))

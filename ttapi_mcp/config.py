@@ -229,7 +229,8 @@ def load_settings(
 
     for key in fields:
         name = ENV_PREFIX + key.upper()
-        if name in env:
+        # Set to nothing (a client's empty optional field, `VAR=` in a .env file) = unset.
+        if name in env and env[name].strip():
             try:
                 value = _env_value(key, env[name])
             except json.JSONDecodeError:

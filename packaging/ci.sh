@@ -39,6 +39,7 @@ step "packaging/server.json against the MCP Registry's schema"
 python packaging/check_server_json.py
 
 step "Claude Desktop bundle: npm @anthropic-ai/mcpb validate and pack, then start it as its manifest says"
+command -v npm > /dev/null || { apt-get update && apt-get install -y nodejs npm; }
 npm install --silent --no-audit --no-fund --prefix "$work/npm" @anthropic-ai/mcpb@2.1.2
 export MCPB="$work/npm/node_modules/.bin/mcpb"
 python packaging/mcpb/build.py --wheel "$wheel" --out dist

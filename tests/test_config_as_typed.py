@@ -170,3 +170,13 @@ def test_placeholder_from_the_readme_stops_serve(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, cwd="/")
     assert served.returncode == 2
     assert "placeholder" in served.stderr and "TTAPI_API_KEY" in served.stderr
+
+
+def test_the_api_client_refuses_an_unsendable_key_without_showing_it() -> None:
+    from ttapi_mcp.api import TTAPIClient
+
+    for key in (BAD_KEYS["line break and a second header"], BAD_KEYS["non-ASCII letter"]):
+        with pytest.raises(ValueError) as info:
+            TTAPIClient("http://127.0.0.1:9", key)
+        assert _leaked(str(info.value)) == [] and "TTAPI key" in str(info.value)
+    TTAPIClient("http://127.0.0.1:9", f" {HEAD}\n")  # trimmed, accepted

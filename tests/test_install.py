@@ -284,3 +284,11 @@ def test_cli_hidden_prompt_never_echoes_the_key(tmp_path: Path) -> None:
     assert f"****{KEY[-4:]} (the prompt)".encode() in screen
     entry = json.loads((home / ".cursor" / "mcp.json").read_text())["mcpServers"]["ttapi"]
     assert entry["env"]["TTAPI_API_KEY"] == KEY
+
+
+def test_a_copy_in_uvs_cache_is_flagged() -> None:
+    from ttapi_mcp.install.entry import ephemeral_note
+
+    cached = "/home/me/.cache/uv/archive-v0/AbC123"
+    assert ephemeral_note(cached) is not None and "--uvx" in str(ephemeral_note(cached))
+    assert ephemeral_note("/home/me/project/.venv") is None

@@ -31,11 +31,12 @@ def is_placeholder(value: str) -> bool:
     return _normalised(value) in PLACEHOLDERS or value.strip().lower() in PLACEHOLDERS
 
 
-def header_problem(value: str) -> str | None:
-    """What makes ``value`` unusable as a header value (after trimming), or None.
+def header_problem(value: str, placeholders: bool = True) -> str | None:
+    """What makes ``value`` unusable as a key (after trimming), or None.
 
     The answer names the kind of character and its rough cause, never the value or
-    any part of it, so it can go into an error message as it is.
+    any part of it, so it can go into an error message as it is. ``placeholders`` also
+    refuses the examples' stand-ins (`your-key`), which are sendable but never right.
     """
     if not value:
         return "is empty"
@@ -51,7 +52,7 @@ def header_problem(value: str) -> str | None:
         return ("contains non-ASCII characters (such as curly quotes, a non-breaking space or "
                 "an accented letter, often added when copying from a document); copy the key "
                 "again from TTAPI's dashboard")
-    if is_placeholder(value):
+    if placeholders and is_placeholder(value):
         return ("is a placeholder from an example, not a real key; put your own TTAPI key "
                 "there (from TTAPI's dashboard)")
     if " " in value:

@@ -80,7 +80,7 @@ class TTAPIClient:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
-        problem = header_problem(api_key.strip())
+        problem = header_problem(api_key.strip(), placeholders=False)
         if problem:
             # Sent as a header, such a key fails with an error that prints it.
             raise ValueError(f"The TTAPI key {problem}.")

@@ -164,6 +164,9 @@ def install(request: Request, key: str | None, key_source: str, out: TextIO) -> 
         out.write("  (user scope. With a Claude Code session running, the same can be done "
                   f"with: claude mcp add --scope user {request.name} -e "
                   f"{KEY_VAR}=\"${KEY_VAR}\" -- {entries.as_shell(command, args)})\n")
+    note = None if request.use_uvx else entries.ephemeral_note()
+    if note:
+        out.write(f"Note: {note}.\n")
     out.write(f"Next: {client.restart}.\n")
     return 0
 

@@ -23,6 +23,19 @@ def this_installation(platform: str | None = None) -> tuple[str, list[str]]:
     return sys.executable, ["-m", "ttapi_mcp", "serve"]
 
 
+def ephemeral_note(prefix: str | None = None) -> str | None:
+    """Why an absolute path to this installation may not last, or None.
+
+    `uvx` runs a package from uv's cache, which `uv cache clean` (or a newer version)
+    removes: a client pointed there would one day fail to start.
+    """
+    parts = Path(prefix or sys.prefix).parts
+    if "uv" in parts and any(p.startswith(("archive-v", "builds-v")) for p in parts):
+        return ("this copy of ttapi-mcp runs from uv's cache, which uv may clean; use --uvx "
+                "(or --uvx-from SOURCE) so the client starts it through uvx")
+    return None
+
+
 def uvx(source: str | None = None) -> tuple[str, list[str]]:
     """`uvx ttapi-mcp serve`, or `uvx --from SOURCE ttapi-mcp serve` (a wheel, a git URL)."""
     if source:

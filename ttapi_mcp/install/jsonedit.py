@@ -188,6 +188,13 @@ def _render(value: Any, indent: str, unit: str) -> str:
     return "\n".join([lines[0], *(indent + line for line in lines[1:])])
 
 
+def _same_line_ends(original: str, edited: str) -> str:
+    """A file written on Windows keeps its CRLF line ends in the lines added to it."""
+    if "\r\n" not in original:
+        return edited
+    return edited.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
 def _unit(text: str) -> str:
     """The file's indentation step (two spaces when it has none)."""
     for line in text.splitlines():
@@ -205,6 +212,10 @@ def set_member(text: str, path: list[str], value: Any, comments: bool = False) -
     """
     if not text.strip():
         text = "{}\n"
+    return _same_line_ends(text, _set(text, path, value, comments))
+
+
+def _set(text: str, path: list[str], value: Any, comments: bool) -> str:
     root = parse(text, comments)
     unit = _unit(text)
     node = root

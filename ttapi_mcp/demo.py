@@ -67,7 +67,7 @@ def run_demo(settings: Settings, prompt: str | None = None) -> int:
     for image in structured.get("images", []):
         print(f"\nSaved image: {image['path']}")
     print(
-        "\nNext: connect an MCP client with `ttapi-mcp serve` and set TTAPI_API_KEY to use the "
-        "real TTAPI."
+        "\nNext: add the server to your MCP client with `ttapi-mcp install CLIENT` "
+        "(claude-desktop, claude-code, cursor, vscode or windsurf); it asks for your TTAPI key."
     )
     return 0

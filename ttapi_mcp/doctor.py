@@ -84,8 +84,9 @@ def check_key(settings: Settings, origins: dict[str, str]) -> Check:
     if not key:
         return Check(
             "api key", "FAIL", "not set: tools cannot reach TTAPI",
-            "set TTAPI_API_KEY in the server's environment (the \"env\" block of your MCP "
-            "client's server entry) or \"api_key\" in the JSON config file",
+            "run 'ttapi-mcp install CLIENT' (it asks for the key), or set TTAPI_API_KEY in "
+            "the server's environment (the \"env\" block of your MCP client's server entry) "
+            "or \"api_key\" in the JSON config file",
         )
     where = _origin(origins, "api_key")
     return Check("api key", "OK", f"{mask_secret(key)} ({where})")

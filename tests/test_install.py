@@ -292,3 +292,13 @@ def test_a_copy_in_uvs_cache_is_flagged() -> None:
     cached = "/home/me/.cache/uv/archive-v0/AbC123"
     assert ephemeral_note(cached) is not None and "--uvx" in str(ephemeral_note(cached))
     assert ephemeral_note("/home/me/project/.venv") is None
+
+
+def test_a_key_written_into_a_repository_file_is_flagged(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    out = io.StringIO()
+    request = Request(client="vscode", file=project / ".vscode" / "mcp.json", env={})
+    assert install(request, KEY, "env", out) == 0
+    assert "inside the git repository" in out.getvalue() and KEY not in out.getvalue()
+    assert "ttapi" in _servers(project / ".vscode" / "mcp.json", "vscode")

@@ -119,6 +119,15 @@ def _diff(name: str, old: Any, new: Any, path: Path) -> str:
     return shown if shown.endswith("\n") or not shown else shown + "\n"
 
 
+def _committed_note(path: Path) -> str | None:
+    """A key written into a repository's file is one `git add` away from being published."""
+    for folder in path.parents:
+        if (folder / ".git").exists():
+            return (f"{path} is inside the git repository {folder} and now holds your key: "
+                    "keep it out of commits (add it to .gitignore)")
+    return None
+
+
 def install(request: Request, key: str | None, key_source: str, out: TextIO) -> int:
     """Add or update the entry; returns the exit code."""
     fmt = _format(request.client)
@@ -164,8 +173,9 @@ def install(request: Request, key: str | None, key_source: str, out: TextIO) -> 
         out.write("  (user scope. With a Claude Code session running, the same can be done "
                   f"with: claude mcp add --scope user {request.name} -e "
                   f"{KEY_VAR}=\"${KEY_VAR}\" -- {entries.as_shell(command, args)})\n")
-    note = None if request.use_uvx else entries.ephemeral_note()
-    if note:
+    notes = [None if request.use_uvx else entries.ephemeral_note(),
+             _committed_note(path) if env.get(KEY_VAR) else None]
+    for note in filter(None, notes):
         out.write(f"Note: {note}.\n")
     out.write(f"Next: {client.restart}.\n")
     return 0

@@ -116,6 +116,11 @@ class TTAPIServer(MCPServer[Startup]):
             finally:
                 self.startup = None
 
+        auth_options: dict[str, Any] = {}
+        if settings.oauth_issuer:  # sign-in code loads only when it is configured
+            from .auth import server_auth_options
+
+            auth_options = server_auth_options(settings)
         super().__init__(
             name="ttapi-mcp",
             title="TTAPI image models",
@@ -124,6 +129,7 @@ class TTAPIServer(MCPServer[Startup]):
             lifespan=lifespan,
             log_level=settings.log_level,
             subscriptions=self.bus,
+            **auth_options,
         )
 
     async def _run_services(
@@ -218,7 +224,7 @@ def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio"
     secrets = [settings.api_key_value() or ""]
     if settings.http_bearer_token is not None:
         secrets.append(settings.http_bearer_token.get_secret_value())
-    configure_logging(settings.log_level, secrets)
+    configure_logging(settings.log_level, secrets, settings.log_format)
     if transport == "http":
         from .http import serve_http
 

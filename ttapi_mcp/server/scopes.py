@@ -1,0 +1,141 @@
+"""Per-call scopes for OAuth sign-in: ``403 insufficient_scope`` before the SDK sees a call.
+
+Why at the HTTP layer: the MCP authorization spec has a server answer a token that
+lacks a scope with HTTP 403 and ``WWW-Authenticate: Bearer error="insufficient_scope",
+scope="..."``, so the client can ask the user for more (step-up). Which scope a call
+needs depends on its JSON-RPC body, so the body is read here (up to the SDK's own cap;
+a bigger one passes on untouched, for the SDK to refuse) and replayed.
+
+- ``tools/call`` of a read-only tool (``fetch_job``): the read scope; any other tool
+  (the paid ones, and names we do not know): the generate scope.
+- ``resources/*`` (saved images, jobs, listing, subscribing): the read scope, except
+  ``resources/templates/list``, which only declares.
+- everything else (initialize, listing tools and prompts, ping): any valid token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FREE_RESOURCE_METHODS = frozenset({"resources/templates/list"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9_./:-]")
+
+
+def _shown(text: str) -> str:
+    """A caller's name made safe for a header value: no quotes, no line breaks."""
+    return _UNSAFE.sub("?", text)[:64]
+
+
+class ScopeGate:
+    """ASGI middleware (inside the SDK's authentication) checking each call's scope."""
+
+    def __init__(
+        self, app: ASGIApp, *, server: MCPServer[Any], path: str, generate_scope: str,
+        read_scope: str, resource_metadata_url: str,
+        max_body: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+    ) -> None:
+        self.app = app
+        self.server = server
+        self.path = path
+        self.generate_scope = generate_scope
+        self.read_scope = read_scope
+        self.resource_metadata_url = resource_metadata_url
+        self.max_body = max_body
+        self._read_only_tools: frozenset[str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user")
+        if (scope["type"] != "http" or scope.get("method") != "POST"
+                or scope.get("path") != self.path or not isinstance(user, AuthenticatedUser)):
+            await self.app(scope, receive, send)  # the SDK answers 401 to the unsigned
+            return
+        body, rest = await self._read_body(scope, receive)
+        if body is not None:
+            missing = await self._missing_scope(body, set(user.scopes))
+            if missing is not None:
+                await self._refuse(send, *missing, granted=user.scopes)
+                return
+        await self.app(scope, rest, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
+        """The whole body (None when over the cap) and a ``receive`` that replays it."""
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return None, receive
+        chunks: list[Message] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            more = bool(message.get("more_body"))
+            if size > self.max_body:
+                break
+        body = b"".join(m.get("body", b"") for m in chunks if m["type"] == "http.request")
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        complete = not more and size <= self.max_body
+        return (body if complete else None), replay
+
+    async def _needed(self, message: Any) -> tuple[str, str] | None:
+        """(scope, what needs it) for one JSON-RPC message, or None."""
+        if not isinstance(message, dict):
+            return None
+        method = message.get("method")
+        params = message.get("params")
+        params = params if isinstance(params, dict) else {}
+        if method == "tools/call":
+            name = str(params.get("name", ""))
+            if name in await self._read_only():
+                return self.read_scope, f"the tool {_shown(name)}"
+            return self.generate_scope, f"the tool {_shown(name)}"
+        if (isinstance(method, str) and method.startswith("resources/")
+                and method not in FREE_RESOURCE_METHODS):
+            return self.read_scope, _shown(method)
+        return None
+
+    async def _missing_scope(self, body: bytes, granted: set[str]) -> tuple[str, str] | None:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return None  # not JSON: the SDK answers with a parse error
+        for message in parsed if isinstance(parsed, list) else [parsed]:
+            needed = await self._needed(message)
+            if needed is not None and needed[0] not in granted:
+                return needed
+        return None
+
+    async def _read_only(self) -> frozenset[str]:
+        """Tools annotated read-only; asked once (the declarations do not change)."""
+        if self._read_only_tools is None:
+            tools = await self.server.list_tools()
+            self._read_only_tools = frozenset(
+                t.name for t in tools if t.annotations and t.annotations.read_only_hint)
+        return self._read_only_tools
+
+    async def _refuse(self, send: Send, needed: str, what: str, granted: list[str]) -> None:
+        description = f"{what} needs the scope {needed}; sign in again and grant it."
+        challenge = (f'Bearer error="insufficient_scope", scope="{needed}", '
+                     f'resource_metadata="{self.resource_metadata_url}", '
+                     f'error_description="{description}"')
+        have = ", ".join(sorted(granted)) or "none"
+        body = json.dumps({"error": "insufficient_scope", "scope": needed,
+                           "error_description": f"{description} This token grants: {have}."}
+                          ).encode()
+        await send({"type": "http.response.start", "status": 403, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", challenge.encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -25,6 +25,8 @@ from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FREE_RESOURCE_METHODS = frozenset({"resources/templates/list"})
+FORBIDDEN_CODE = -32003
+"""JSON-RPC error code (from the range left to servers) of a call refused for its scope."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_./:-]")
 
 
@@ -106,7 +108,10 @@ class ScopeGate:
             return self.read_scope, _shown(method)
         return None
 
-    async def _missing_scope(self, body: bytes, granted: set[str]) -> tuple[str, str] | None:
+    async def _missing_scope(
+        self, body: bytes, granted: set[str]
+    ) -> tuple[str, str, Any] | None:
+        """(scope, what needs it, JSON-RPC id) of the first call the token may not make."""
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -114,7 +119,8 @@ class ScopeGate:
         for message in parsed if isinstance(parsed, list) else [parsed]:
             needed = await self._needed(message)
             if needed is not None and needed[0] not in granted:
-                return needed
+                request_id = message.get("id")
+                return *needed, request_id if isinstance(request_id, (str, int)) else None
         return None
 
     async def _read_only(self) -> frozenset[str]:
@@ -125,15 +131,20 @@ class ScopeGate:
                 t.name for t in tools if t.annotations and t.annotations.read_only_hint)
         return self._read_only_tools
 
-    async def _refuse(self, send: Send, needed: str, what: str, granted: list[str]) -> None:
+    async def _refuse(
+        self, send: Send, needed: str, what: str, request_id: Any, granted: list[str]
+    ) -> None:
+        """403 with the OAuth challenge in the header, and a JSON-RPC error in the body
+        (MCP clients without an OAuth flow show its message to the user)."""
         description = f"{what} needs the scope {needed}; sign in again and grant it."
         challenge = (f'Bearer error="insufficient_scope", scope="{needed}", '
                      f'resource_metadata="{self.resource_metadata_url}", '
                      f'error_description="{description}"')
         have = ", ".join(sorted(granted)) or "none"
-        body = json.dumps({"error": "insufficient_scope", "scope": needed,
-                           "error_description": f"{description} This token grants: {have}."}
-                          ).encode()
+        body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {
+            "code": FORBIDDEN_CODE, "message": f"Forbidden: {description} This token "
+            f"grants: {have}.", "data": {"error": "insufficient_scope", "scope": needed}},
+        }).encode()
         await send({"type": "http.response.start", "status": 403, "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -56,14 +56,17 @@ def discovery_urls(issuer: str) -> list[str]:
 
 
 async def _get_json(http: httpx2.AsyncClient, url: str) -> Any:
-    async with http.stream("GET", url, headers={"Accept": "application/json"}) as response:
-        if response.status_code != 200:
-            raise KeyFetchError(f"{url} answered HTTP {response.status_code}")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body.extend(chunk)
-            if len(body) > MAX_DOCUMENT_BYTES:
-                raise KeyFetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    body = bytearray()
+    try:
+        async with http.stream("GET", url, headers={"Accept": "application/json"}) as response:
+            if response.status_code != 200:
+                raise KeyFetchError(f"{url} answered HTTP {response.status_code}")
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise KeyFetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    except httpx2.HTTPError as exc:
+        raise KeyFetchError(f"{url}: {type(exc).__name__}: {exc}") from None
     try:
         return json.loads(body)
     except ValueError:
@@ -126,17 +129,14 @@ class IssuerKeys:
         self._last_attempt = self._clock()
         self.fetches += 1
         async with httpx2.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as http:
-            try:
-                metadata = await self._discover(http)
-                jwks_uri = metadata.get("jwks_uri")
-                if not isinstance(jwks_uri, str):
-                    raise KeyFetchError("the discovery document names no jwks_uri")
-                problem = url_problem("jwks_uri", jwks_uri)
-                if problem:
-                    raise KeyFetchError(problem)
-                document = await _get_json(http, jwks_uri)
-            except httpx2.HTTPError as exc:
-                raise KeyFetchError(f"{type(exc).__name__}: {exc}") from None
+            metadata = await self._discover(http)
+            jwks_uri = metadata.get("jwks_uri")
+            if not isinstance(jwks_uri, str):
+                raise KeyFetchError("the discovery document names no jwks_uri")
+            problem = url_problem("jwks_uri", jwks_uri)
+            if problem:
+                raise KeyFetchError(problem)
+            document = await _get_json(http, jwks_uri)
         keys = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(keys, list):
             raise KeyFetchError("the key set has no 'keys' list")

@@ -14,6 +14,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -465,3 +467,25 @@ def test_an_explicit_resource_url_is_the_audience(emulator: Emulator, tmp_path: 
             metadata = httpx2.get(f"{origin}/.well-known/oauth-protected-resource/ttapi/mcp",
                                   timeout=10)
             assert metadata.json()["resource"] == resource
+
+
+def test_sign_in_code_loads_only_when_configured() -> None:
+    # Cold start is a benchmarked figure: without oauth_issuer, nothing of sign-in loads.
+    script = (
+        "import sys\n"
+        "from ttapi_mcp.config import Settings\n"
+        "from ttapi_mcp.server.app import build_server\n"
+        "from ttapi_mcp.server.http import build_http_app\n"
+        "s = Settings()\n"
+        "build_http_app(s, build_server(s))\n"
+        "print(sorted(m for m in ('jwt', 'ttapi_mcp.server.auth', 'ttapi_mcp.server.jwks',\n"
+        "    'ttapi_mcp.server.scopes') if m in sys.modules))\n"
+        "s = Settings(oauth_issuer='https://login.example.com',\n"
+        "             public_base_url='https://images.example.com')\n"
+        "build_http_app(s, build_server(s))\n"
+        "print('ttapi_mcp.server.auth' in sys.modules, 'jwt' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "True False"]  # PyJWT: at the first token

@@ -252,6 +252,13 @@ async def test_an_elliptic_curve_key_without_alg_is_accepted(
     ("images:generate", "resources/read", {"uri": "ttapi://images/abc"}, "images:read"),
     ("images:generate", "resources/list", {}, "images:read"),
     ("", "tools/call", {"name": "generate_image", "arguments": DALLE2}, "images:generate"),
+    ("images:generate", "resources/subscribe", {"uri": "ttapi://jobs/x"}, "images:read"),
+    ("images:generate", "subscriptions/listen",
+     {"notifications": {"resourceSubscriptions": ["ttapi://jobs/x"]}}, "images:read"),
+    ("images:generate", "tasks/list", {}, "images:read"),
+    ("images:generate", "completion/complete", {
+        "ref": {"type": "ref/resource", "uri": "ttapi://images/{image_id}"},
+        "argument": {"name": "image_id", "value": ""}}, "images:read"),
 ])
 def test_a_token_lacking_a_scope_gets_403_insufficient_scope(
     emulator: Emulator, signed_in: str, issuer: LoopbackIssuer, granted: str, method: str,
@@ -489,3 +496,48 @@ def test_sign_in_code_loads_only_when_configured() -> None:
                           timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[]", "True False"]  # PyJWT: at the first token
+
+
+def test_what_needs_no_scope_passes_with_any_valid_token(
+    signed_in: str, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.token(f"{signed_in}/mcp", scope="")
+    for method, params in [("initialize", INIT["params"]), ("tools/list", {}),
+                           ("prompts/list", {}), ("resources/templates/list", {}),
+                           ("ping", {}), ("subscriptions/listen", {"notifications": {
+                               "toolsListChanged": True}})]:
+        answer = post(signed_in, {"jsonrpc": "2.0", "id": 3, "method": method,
+                                  "params": params}, token)
+        assert answer.status_code != 403, (method, answer.text)
+
+
+def test_the_hook_route_stays_outside_sign_in(
+    emulator: Emulator, signed_in: str
+) -> None:
+    from ttapi_mcp.server.hooks import HOOK_PREFIX
+
+    # TTAPI cannot sign in: the hook route answers on its own per-job token (403 here).
+    answer = httpx2.post(f"{signed_in}{HOOK_PREFIX}made-up?token=guess", json={}, timeout=10)
+    assert answer.status_code == 403
+    assert emulator.api_requests() == []
+
+
+@pytest.mark.anyio
+async def test_a_generate_only_token_spends_but_cannot_read(
+    emulator: Emulator, signed_in: str, issuer: LoopbackIssuer, client_mode: str
+) -> None:
+    from mcp import MCPError
+
+    emulator.options.job_seconds = 0.1
+
+    async def work(client: Any) -> Any:
+        result = await client.call_tool("generate_image", DALLE2)
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource(result.structured_content["images"][0]["uri"])
+        return result, refused.value
+
+    token = issuer.token(f"{signed_in}/mcp", scope="images:generate")
+    result, refused = await _client_call(signed_in, token, client_mode, work)
+    assert not result.is_error, result.content
+    assert "images:read" in str(refused)
+    assert len(emulator.api_requests()) == 1

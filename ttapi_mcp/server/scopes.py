@@ -9,8 +9,11 @@ a bigger one passes on untouched, for the SDK to refuse) and replayed.
 - ``tools/call`` of a read-only tool (``fetch_job``): the read scope; any other tool
   (the paid ones, and names we do not know): the generate scope.
 - ``resources/*`` (saved images, jobs, listing, subscribing): the read scope, except
-  ``resources/templates/list``, which only declares.
-- everything else (initialize, listing tools and prompts, ping): any valid token.
+  ``resources/templates/list``, which only declares; likewise ``tasks/*``,
+  ``completion/complete`` (it could complete image ids), and ``subscriptions/listen``
+  when it asks for resource or task updates.
+- everything else (initialize, discovery, listing tools and prompts, ping): any valid
+  token.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FREE_RESOURCE_METHODS = frozenset({"resources/templates/list"})
+READ_PREFIXES = ("resources/", "tasks/", "completion/")
 FORBIDDEN_CODE = -32003
 """JSON-RPC error code (from the range left to servers) of a call refused for its scope."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_./:-]")
@@ -103,9 +107,14 @@ class ScopeGate:
             if name in await self._read_only():
                 return self.read_scope, f"the tool {_shown(name)}"
             return self.generate_scope, f"the tool {_shown(name)}"
-        if (isinstance(method, str) and method.startswith("resources/")
+        if (isinstance(method, str) and method.startswith(READ_PREFIXES)
                 and method not in FREE_RESOURCE_METHODS):
             return self.read_scope, _shown(method)
+        if method == "subscriptions/listen":
+            wanted = params.get("notifications")
+            wanted = wanted if isinstance(wanted, dict) else {}
+            if wanted.get("resourceSubscriptions") or wanted.get("taskIds"):
+                return self.read_scope, "subscribing to resource updates"
         return None
 
     async def _missing_scope(

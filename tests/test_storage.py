@@ -134,6 +134,11 @@ async def test_missing_objects_are_told_plainly(storage: ImageStorage) -> None:
 
 @pytest.mark.anyio
 async def test_the_readiness_probe_leaves_nothing(storage: ImageStorage) -> None:
+    if isinstance(storage, LocalFolder):
+        with pytest.raises(StorageError, match="cannot write"):
+            await storage.check()  # the folder is not there: reported, not created
+        assert not storage.folder.exists()
+        storage.folder.mkdir()
     await storage.check()
     assert await storage.names() == []
     if isinstance(storage, LocalFolder):

@@ -25,12 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ttapi_mcp.filenames import temp_filename
 from ttapi_mcp.logs import request_id_var
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .app import TTAPIServer
 
 log = logging.getLogger("ttapi_mcp.server")
@@ -44,14 +41,6 @@ CHECK_SECONDS = 5.0
 """How long one readiness check may take before it counts as failed."""
 NO_CACHE = {"Cache-Control": "no-store"}
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-def _write_probe(folder: Path) -> None:
-    """Create, write and delete a small file in ``folder`` (hidden, temp-named)."""
-    probe = folder / temp_filename(f"readyz-{secrets.token_hex(4)}")
-    with open(probe, "xb") as f:
-        f.write(b"ready")
-    probe.unlink()
 
 
 async def _check(name: str, work: Awaitable[object]) -> str:
@@ -80,10 +69,11 @@ def register_probes(server: TTAPIServer) -> None:
                 services = await server.startup.services()
         if services is None:
             return JSONResponse({"status": "starting"}, status_code=503, headers=NO_CACHE)
+        from ttapi_mcp.storage import LocalFolder
+
         checks = {
             "database": await _check("database", services.store.get_image("readyz-probe")),
-            "storage": await _check("storage", anyio.to_thread.run_sync(
-                _write_probe, services.settings.output_dir)),
+            "storage": await _check("storage", LocalFolder(services.store.output_dir).check()),
         }
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},

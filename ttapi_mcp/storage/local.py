@@ -88,8 +88,7 @@ class LocalFolder(ImageStorage):
     async def check(self) -> None:
         """A hidden temp-named probe, so a folder scan running meanwhile never sees it."""
 
-        def probe() -> None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+        def probe() -> None:  # no mkdir: a vanished folder is a failure to report
             path = self.folder / temp_filename(f"probe-{secrets.token_hex(4)}")
             with open(path, "xb") as f:
                 f.write(b"probe")

@@ -541,3 +541,17 @@ async def test_a_generate_only_token_spends_but_cannot_read(
     assert not result.is_error, result.content
     assert "images:read" in str(refused)
     assert len(emulator.api_requests()) == 1
+
+
+def test_a_duplicated_key_cannot_smuggle_a_paid_call(
+    emulator: Emulator, signed_in: str, issuer: LoopbackIssuer
+) -> None:
+    # The gate parses like the SDK (the last of duplicate keys wins), so the tool it
+    # checks is the tool that would run.
+    token = issuer.token(f"{signed_in}/mcp", scope="images:read")
+    raw = ('{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": '
+           '"fetch_job", "arguments": {"job_id": "x"}, "name": "generate_image"}}')
+    answer = httpx2.post(f"{signed_in}/mcp", content=raw, timeout=10,
+                         headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"})
+    assert answer.status_code == 403 and 'scope="images:generate"' in challenge(answer)
+    assert emulator.api_requests() == []

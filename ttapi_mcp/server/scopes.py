@@ -3,8 +3,8 @@
 Why at the HTTP layer: the MCP authorization spec has a server answer a token that
 lacks a scope with HTTP 403 and ``WWW-Authenticate: Bearer error="insufficient_scope",
 scope="..."``, so the client can ask the user for more (step-up). Which scope a call
-needs depends on its JSON-RPC body, so the body is read here (up to the SDK's own cap;
-a bigger one passes on untouched, for the SDK to refuse) and replayed.
+needs depends on its JSON-RPC body, so the body is read here and replayed; one over
+the SDK's cap (4 MiB) gets 413 here, counted while it streams.
 
 - ``tools/call`` of a read-only tool (``fetch_job``): the read scope; any other tool
   (the paid ones, and names we do not know): the generate scope.
@@ -22,6 +22,7 @@ import json
 import re
 from typing import Any
 
+import pydantic_core
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
@@ -62,38 +63,33 @@ class ScopeGate:
                 or scope.get("path") != self.path or not isinstance(user, AuthenticatedUser)):
             await self.app(scope, receive, send)  # the SDK answers 401 to the unsigned
             return
-        body, rest = await self._read_body(scope, receive)
-        if body is not None:
-            missing = await self._missing_scope(body, set(user.scopes))
-            if missing is not None:
-                await self._refuse(send, *missing, granted=user.scopes)
-                return
-        await self.app(scope, rest, send)
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
-        """The whole body (None when over the cap) and a ``receive`` that replays it."""
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body:
-            return None, receive
+            await self._too_large(send)  # refused unread
+            return
         chunks: list[Message] = []
-        size = 0
-        more = True
+        size, more = 0, True
         while more:
             message = await receive()
             chunks.append(message)
             if message["type"] != "http.request":
-                break
+                break  # the client went away: the SDK sees the disconnect
             size += len(message.get("body", b""))
             more = bool(message.get("more_body"))
             if size > self.max_body:
-                break
-        body = b"".join(m.get("body", b"") for m in chunks if m["type"] == "http.request")
+                await self._too_large(send)  # counted while read, never buffered beyond
+                return
+        if not more:
+            body = b"".join(m.get("body", b"") for m in chunks)
+            missing = await self._missing_scope(body, set(user.scopes))
+            if missing is not None:
+                await self._refuse(send, *missing, granted=user.scopes)
+                return
 
         async def replay() -> Message:
             return chunks.pop(0) if chunks else await receive()
 
-        complete = not more and size <= self.max_body
-        return (body if complete else None), replay
+        await self.app(scope, replay, send)
 
     async def _needed(self, message: Any) -> tuple[str, str] | None:
         """(scope, what needs it) for one JSON-RPC message, or None."""
@@ -121,10 +117,13 @@ class ScopeGate:
         self, body: bytes, granted: set[str]
     ) -> tuple[str, str, Any] | None:
         """(scope, what needs it, JSON-RPC id) of the first call the token may not make."""
-        try:
+        try:  # the SDK parses with one or the other, depending on the protocol era
             parsed = json.loads(body)
         except ValueError:
-            return None  # not JSON: the SDK answers with a parse error
+            try:
+                parsed = pydantic_core.from_json(body)
+            except ValueError:
+                return None  # JSON to neither: the SDK answers with a parse error
         for message in parsed if isinstance(parsed, list) else [parsed]:
             needed = await self._needed(message)
             if needed is not None and needed[0] not in granted:
@@ -139,6 +138,14 @@ class ScopeGate:
             self._read_only_tools = frozenset(
                 t.name for t in tools if t.annotations and t.annotations.read_only_hint)
         return self._read_only_tools
+
+    async def _too_large(self, send: Send) -> None:
+        body = (f"Request body larger than {self.max_body} bytes; send large images as "
+                "paths, ttapi://images/ URIs or URLs.").encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _refuse(
         self, send: Send, needed: str, what: str, request_id: Any, granted: list[str]

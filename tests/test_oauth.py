@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from ttapi_mcp.config import Settings
 from ttapi_mcp.emulator import Emulator, EmulatorServer
 from ttapi_mcp.server import http as server_http
 
+ROOT = Path(__file__).resolve().parents[1]
 MCP_HEADERS = {"Content-Type": "application/json",
                "Accept": "application/json, text/event-stream"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -554,4 +556,33 @@ def test_a_duplicated_key_cannot_smuggle_a_paid_call(
     answer = httpx2.post(f"{signed_in}/mcp", content=raw, timeout=10,
                          headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"})
     assert answer.status_code == 403 and 'scope="images:generate"' in challenge(answer)
+    assert emulator.api_requests() == []
+
+
+@pytest.mark.parametrize("problem", ["no public url", "with static token", "plain http"])
+def test_a_bad_sign_in_configuration_refuses_to_start(
+    emulator: Emulator, tmp_path: Path, problem: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
+    env.update({"PYTHONPATH": str(ROOT), "TTAPI_BASE_URL": str(emulator.base_url),
+                "TTAPI_API_KEY": CANARY_KEY, "TTAPI_OUTPUT_DIR": str(tmp_path / "out"),
+                "TTAPI_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+                "TTAPI_OAUTH_ISSUER": "https://login.example.com",
+                "TTAPI_PUBLIC_BASE_URL": "https://images.example.com"})
+    words = {"no public url": "public_base_url", "with static token": "http_bearer_token",
+             "plain http": "https"}[problem]
+    if problem == "no public url":
+        del env["TTAPI_PUBLIC_BASE_URL"]
+    if problem == "with static token":
+        env["TTAPI_HTTP_BEARER_TOKEN"] = "static-token-0f9e8d7c"
+    if problem == "plain http":
+        env["TTAPI_OAUTH_ISSUER"] = "http://login.example.com"
+    for transport in ("http", "stdio"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ttapi_mcp", "serve", "--transport", transport, "--port",
+             "0"], env=env, capture_output=True, text=True, timeout=60, cwd="/",
+            stdin=subprocess.DEVNULL)
+        assert done.returncode == 2, done.stderr
+        assert words in done.stderr and "Traceback" not in done.stderr
+        assert CANARY_KEY not in done.stderr and "static-token-0f9e8d7c" not in done.stderr
     assert emulator.api_requests() == []

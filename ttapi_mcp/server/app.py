@@ -7,6 +7,7 @@ transport. Over stdio, stdout carries only the protocol (logs go to stderr).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,7 @@ from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequest
 from pydantic import AnyUrl
 
 from ttapi_mcp import __version__
-from ttapi_mcp.config import Settings
+from ttapi_mcp.config import ConfigError, Settings
 
 from .hooks import register_hooks
 from .prompts import register_prompts
@@ -225,10 +226,14 @@ def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio"
     if settings.http_bearer_token is not None:
         secrets.append(settings.http_bearer_token.get_secret_value())
     configure_logging(settings.log_level, secrets, settings.log_format)
+    try:
+        server = build_server(settings)
+    except ConfigError as exc:  # e.g. OAuth sign-in without this server's public URL
+        print(exc, file=sys.stderr)
+        return 2
     if transport == "http":
         from .http import serve_http
 
-        return serve_http(settings, build_server(settings))
-    server = build_server(settings)
+        return serve_http(settings, server)
     server.run("stdio")
     return 0

@@ -97,8 +97,9 @@ def test_metadata_names_the_issuer_and_the_scopes(
     answer = httpx2.get(f"{signed_in}/.well-known/oauth-protected-resource/mcp", timeout=10)
     assert answer.status_code == 200, answer.text
     metadata = answer.json()
-    assert metadata["resource"].rstrip("/") == f"{signed_in}/mcp"
-    assert [s.rstrip("/") for s in metadata["authorization_servers"]] == [issuer.issuer]
+    assert metadata["resource"] == f"{signed_in}/mcp"
+    # Exactly the issuer's own spelling (RFC 8414 §3.3: compared character for character).
+    assert metadata["authorization_servers"] == [issuer.issuer]
     assert set(metadata["scopes_supported"]) == {"images:generate", "images:read"}
     assert metadata["bearer_methods_supported"] == ["header"]
 

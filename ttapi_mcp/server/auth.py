@@ -156,17 +156,19 @@ def add_scope_checks(app: Starlette, server: MCPServer[Any], settings: Settings,
         build_resource_metadata_url,
         create_protected_resource_routes,
     )
-    from pydantic import AnyHttpUrl
     from starlette.middleware import Middleware
 
     from .scopes import ScopeGate
 
-    resource = AnyHttpUrl(resource_url(settings) or "")
+    # The URLs as AuthSettings keeps them: an issuer without a path gets no trailing
+    # slash, since clients compare it with the issuer's metadata character for character.
+    auth = server.settings.auth
+    assert auth is not None and auth.resource_server_url is not None
+    resource = auth.resource_server_url
     metadata_url = build_resource_metadata_url(resource)
     scopes = [settings.oauth_generate_scope, settings.oauth_read_scope]
     ours = create_protected_resource_routes(
-        resource, [AnyHttpUrl(settings.oauth_issuer or "")], scopes_supported=scopes,
-        resource_name="ttapi-mcp")
+        resource, [auth.issuer_url], scopes_supported=scopes, resource_name="ttapi-mcp")
     paths = {route.path for route in ours}
     app.router.routes[:] = [
         *ours, *(r for r in app.router.routes if getattr(r, "path", None) not in paths)]

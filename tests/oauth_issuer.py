@@ -1,19 +1,27 @@
 """A loopback OAuth authorization server for tests: real discovery document, real JWKS,
 real signed tokens (RS256 and ES256 keys made with ``cryptography``).
 
-It only publishes metadata and keys and signs tokens on request (there is no login
-page: a test plays the user who signed in). Every GET is logged, so tests can count
-key fetches. Runs on 127.0.0.1 in a thread.
+Tests sign tokens directly (``token(...)``), or an OAuth client runs the whole
+authorization-code flow with PKCE: dynamic client registration (``/register``),
+``/authorize`` (the user is taken as signed in and consenting: it redirects at once
+with a code; ``grant`` decides which of the requested scopes are granted) and
+``/token`` (checks the PKCE verifier, puts the RFC 8707 ``resource`` in ``aud``).
+Every request's path is logged, so tests can count key fetches. Runs on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -52,18 +60,42 @@ class LoopbackIssuer:
         self.requests: list[str] = []
         self.jwks_status = 200
         self.add_key("key-1")
+        self.clients: dict[str, dict[str, Any]] = {}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.grant: Callable[[str], str] = lambda requested: requested
+        """Which scopes /authorize grants, from the space-separated requested ones."""
+        self.token_requests: list[dict[str, str]] = []
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                issuer.requests.append(self.path)
-                status, body = issuer.answer(self.path)
+            def _reply(self, status: int, body: Any, location: str | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                issuer.requests.append(self.path.split("?")[0])
+                if self.path.split("?")[0] == f"{issuer.path}/authorize":
+                    self._reply(*issuer.authorize(self.path))
+                    return
+                self._reply(*issuer.answer(self.path))
+
+            def do_POST(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                issuer.requests.append(path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if path == f"{issuer.path}/register":
+                    self._reply(*issuer.register(json.loads(body)))
+                elif path == f"{issuer.path}/token":
+                    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    self._reply(*issuer.exchange(form))
+                else:
+                    self._reply(404, {"error": "not found"})
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -104,6 +136,8 @@ class LoopbackIssuer:
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
+            "registration_endpoint": f"{self.issuer}/register",
+            "token_endpoint_auth_methods_supported": ["none"],
             "jwks_uri": f"{self.origin}/jwks",
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -122,6 +156,42 @@ class LoopbackIssuer:
             return self.jwks_status, {"keys": keys}
         return 404, {"error": "not found"}
 
+    # -- the authorization-code flow ---------------------------------------------------------
+
+    def register(self, metadata: dict[str, Any]) -> tuple[int, Any]:
+        client_id = f"client-{secrets.token_hex(4)}"
+        record = {**metadata, "client_id": client_id, "token_endpoint_auth_method": "none",
+                  "client_id_issued_at": int(time.time())}
+        self.clients[client_id] = record
+        return 201, record
+
+    def authorize(self, path: str) -> tuple[int, Any, str | None]:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+        client = self.clients.get(query.get("client_id", ""))
+        if client is None or query.get("redirect_uri") not in client["redirect_uris"]:
+            return 400, {"error": "invalid_client"}, None
+        if query.get("code_challenge_method") != "S256":
+            return 400, {"error": "invalid_request"}, None
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {**query, "scope": self.grant(query.get("scope", ""))}
+        target = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+        return 302, {}, target
+
+    def exchange(self, form: dict[str, str]) -> tuple[int, Any]:
+        self.token_requests.append(form)
+        grant = self.codes.pop(form.get("code", ""), None)
+        if grant is None or form.get("grant_type") != "authorization_code":
+            return 400, {"error": "invalid_grant"}
+        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != grant["code_challenge"]:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE"}
+        audience = form.get("resource") or grant.get("resource")
+        if not audience:
+            return 400, {"error": "invalid_target"}
+        token = self.token(audience, scope=grant["scope"], client_id=grant["client_id"])
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 300,
+                     "scope": grant["scope"]}
+
     # -- tokens ------------------------------------------------------------------------------
 
     def token(
@@ -136,8 +206,8 @@ class LoopbackIssuer:
         now = int(time.time())
         payload: dict[str, Any] = {
             "iss": issuer or self.issuer, "aud": audience, "iat": now,
-            "exp": now + int(expires_in), "jti": uuid.uuid4().hex, "client_id": "test-client",
-            **claims,
+            "exp": now + int(expires_in), "jti": uuid.uuid4().hex,
+            **{"client_id": "test-client", **claims},
         }
         if subject is not None:
             payload["sub"] = subject

@@ -5,7 +5,9 @@ with ``resource_metadata`` for a missing or bad token (expired, wrong audience, 
 issuer, unknown key, forged, unsigned, HMAC confusion, no subject); valid tokens with
 the real ``mcp.Client`` in both protocol eras; 403 ``insufficient_scope`` per tool and
 for resources; key rotation (unknown key id -> one refetch, rate limited); discovery
-through the OpenID path; a down issuer. Invalid calls never reach TTAPI.
+through the OpenID path; a down issuer; and the SDK's own OAuth client running the whole
+flow (discovery from our 401, registration, sign-in with PKCE and RFC 8707 ``resource``,
+step-up on our 403). Invalid calls never reach TTAPI.
 """
 
 from __future__ import annotations
@@ -587,3 +589,94 @@ def test_a_bad_sign_in_configuration_refuses_to_start(
         assert words in done.stderr and "Traceback" not in done.stderr
         assert CANARY_KEY not in done.stderr and "static-token-0f9e8d7c" not in done.stderr
     assert emulator.api_requests() == []
+
+
+# -- the SDK's own OAuth client: discovery, registration, sign-in, step-up -----------------------
+
+
+class MemoryTokens:
+    """The SDK client's TokenStorage, in memory."""
+
+    def __init__(self) -> None:
+        self.tokens: Any = None
+        self.client: Any = None
+
+    async def get_tokens(self) -> Any:
+        return self.tokens
+
+    async def set_tokens(self, tokens: Any) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> Any:
+        return self.client
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.client = client_info
+
+
+def oauth_client_auth(origin: str) -> Any:
+    """An OAuthClientProvider whose 'browser' follows /authorize and hands back the code."""
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+    redirect_uri = "http://127.0.0.1:1/callback"  # never contacted: the code is read here
+    landed: list[dict[str, str]] = []
+
+    async def redirect_handler(url: str) -> None:
+        async with httpx2.AsyncClient(follow_redirects=False) as browser:
+            answer = await browser.get(url, timeout=10)
+        assert answer.status_code == 302, answer.text
+        location = answer.headers["location"]
+        assert location.startswith(redirect_uri)
+        query = dict(pair.split("=", 1) for pair in location.split("?", 1)[1].split("&"))
+        landed.append(query)
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        query = landed.pop()
+        return AuthorizationCodeResult(code=query["code"], state=query["state"])
+
+    return OAuthClientProvider(
+        server_url=f"{origin}/mcp",
+        client_metadata=OAuthClientMetadata(
+            client_name="ttapi-mcp test client", redirect_uris=[redirect_uri],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"], response_types=["code"],
+            token_endpoint_auth_method="none"),
+        storage=MemoryTokens(), redirect_handler=redirect_handler,
+        callback_handler=callback_handler)
+
+
+@pytest.mark.anyio
+async def test_the_sdk_oauth_client_signs_in_and_steps_up_for_a_paid_call(
+    emulator: Emulator, tmp_path: Path, client_mode: str
+) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    emulator.options.job_seconds = 0.1
+    with LoopbackIssuer() as login:
+        asked: list[str] = []
+
+        def grant(requested: str) -> str:  # first sign-in: reading only
+            asked.append(requested)
+            return "images:read" if len(asked) == 1 else requested
+
+        login.grant = grant
+        settings = oauth_settings(emulator.base_url, tmp_path, login.issuer)
+        with serve_http(settings, public=True) as origin:
+            async with (
+                httpx2.AsyncClient(auth=oauth_client_auth(origin)) as http,
+                Client(streamable_http_client(f"{origin}/mcp", http_client=http),
+                       mode=client_mode) as client,
+            ):
+                fetched = await client.call_tool("fetch_job", {"job_id": "local-000000000000"})
+                assert emulator.api_requests() == []
+                result = await client.call_tool("generate_image", DALLE2)
+    assert fetched.is_error and "local-000000000000" in fetched.content[0].text
+    assert not result.is_error, result.content
+    assert Path(result.structured_content["images"][0]["path"]).is_file()
+    assert len(emulator.api_requests()) == 1
+    # It found the scopes in our metadata, signed in once, and again for the paid call.
+    assert set(asked[0].split()) == {"images:generate", "images:read"}
+    assert len(asked) == 2 and "images:generate" in asked[1].split()
+    assert [r["resource"] for r in login.token_requests] == [f"{origin}/mcp"] * 2
+    assert login.requests.count("/register") == 1

@@ -680,3 +680,25 @@ async def test_the_sdk_oauth_client_signs_in_and_steps_up_for_a_paid_call(
     assert len(asked) == 2 and "images:generate" in asked[1].split()
     assert [r["resource"] for r in login.token_requests] == [f"{origin}/mcp"] * 2
     assert login.requests.count("/register") == 1
+
+
+def test_a_session_stays_with_the_user_who_opened_it(
+    signed_in: str, issuer: LoopbackIssuer
+) -> None:
+    # 2025-11-25 sessions: another user's valid token cannot ride on a session id.
+    alice = issuer.token(f"{signed_in}/mcp", subject="alice")
+    bob = issuer.token(f"{signed_in}/mcp", subject="bob")
+    opened = post(signed_in, INIT, alice)
+    assert opened.status_code == 200
+    session = opened.headers["mcp-session-id"]
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+    def with_session(token: str) -> httpx2.Response:
+        return httpx2.post(f"{signed_in}/mcp", json=listing, timeout=10, headers={
+            **MCP_HEADERS, "Authorization": f"Bearer {token}", "Mcp-Session-Id": session,
+            "Mcp-Protocol-Version": "2025-11-25"})
+
+    assert with_session(alice).status_code == 200
+    refused = with_session(bob)
+    assert refused.status_code in (403, 404), refused.text
+    assert "generate_image" not in refused.text

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -70,6 +71,12 @@ def security_settings(settings: Settings) -> TransportSecuritySettings:
         hosts += [f"{shown}:*", shown]
         origins += [f"http://{shown}:*", f"https://{shown}:*", f"http://{shown}",
                     f"https://{shown}"]
+    # Behind a reverse proxy that keeps the Host header: the public name is ours too.
+    for public in (settings.public_base_url, settings.oauth_resource_url):
+        parts = urlsplit(public or "")
+        if parts.scheme in ("http", "https") and parts.netloc:
+            hosts.append(parts.netloc)
+            origins.append(f"{parts.scheme}://{parts.netloc}")
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )

@@ -2,11 +2,12 @@
 
 Why obstore: its client is the Rust ``object_store`` crate (the one Apache Arrow and
 DataFusion use), asynchronous without threads, streaming both ways, with retries and the
-AWS credential chain built in, in one small wheel that imports in a few milliseconds;
-aioboto3 would pull in botocore (hundreds of milliseconds and tens of MB), and minio-py
-is synchronous. It was written for, and is tested here against an S3-compatible
-server, the S3 API as AWS S3, MinIO, Cloudflare R2, Backblaze B2, Wasabi and Ceph RGW
-serve it (path-style requests when an endpoint is given).
+AWS credential chain built in, and no Python dependencies. Importing it and building a
+client took about 30 ms here, against about 230 ms for a boto3 S3 client (which
+aioboto3 wraps, adding aiobotocore's pinned botocore); minio-py is synchronous. The code
+is written for the S3 API as AWS S3, MinIO, Cloudflare R2, Backblaze B2, Wasabi and Ceph
+RGW serve it (path-style requests when an endpoint is given), and tested against moto's
+S3 server.
 
 Atomicity comes from S3 itself: an object appears only when its PUT (or the completion
 of its multipart upload, used above 5 MiB) succeeds, complete; a failed upload leaves

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,17 @@ from pydantic import SecretStr
 
 from ttapi_mcp.config import load_settings
 from ttapi_mcp.doctor import run_checks
-from ttapi_mcp.emulator import Emulator
+from ttapi_mcp.emulator import Emulator, EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "ops-static-token-5c1d9e"
+
+
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """This module's own emulator: its request log must hold only this module's calls."""
+    with EmulatorServer(Emulator(), host="127.0.0.1", port=0) as server:
+        yield server
 
 
 def _probe(origin: str, path: str) -> httpx2.Response:

@@ -316,3 +316,19 @@ def test_webhook_route_checks_its_token(emulator: Emulator, tmp_path: Path) -> N
         assert response.status_code == 403, response.text
     assert huge.status_code in (403, 413)
     assert emulator.api_requests() == []  # a refused hook makes no upstream request
+
+
+def test_the_public_name_passes_the_host_check_behind_a_proxy(
+    emulator_server: EmulatorServer, tmp_path: Path
+) -> None:
+    # Bound to loopback behind a reverse proxy that keeps the Host header.
+    settings = make_server_settings(emulator_server.base_url, tmp_path,
+                                    public_base_url="https://images.example.com")
+    with running(settings) as (base, _):
+        proxied = post_mcp(base, {"Host": "images.example.com",
+                                  "Origin": "https://images.example.com"})
+        other = post_mcp(base, {"Host": "evil.example"})
+        other_origin = post_mcp(base, {"Host": "images.example.com",
+                                       "Origin": "https://evil.example"})
+    assert proxied.status_code == 200, proxied.text
+    assert (other.status_code, other_origin.status_code) == (421, 403)

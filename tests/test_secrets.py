@@ -11,6 +11,7 @@ cannot be used at all.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -209,4 +210,56 @@ def test_help_and_doctor_never_show_the_key(emulator: Emulator, tmp_path: Path) 
         assert result.returncode == 0, result.stdout + result.stderr
         assert CANARY not in result.stdout + result.stderr
         assert mask_secret(CANARY) in result.stdout and mask_secret(CANARY) != CANARY
+    assert _files_containing_canary(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_neither_the_key_nor_access_tokens_leave_a_signed_in_http_server(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """OAuth mode, JSON logs at DEBUG: probes, metadata, refused and accepted tokens, a
+    call whose upstream error echoes the key. The key and every token stay out of the
+    answers, the log and the files."""
+    import httpx2
+    from httpproc import free_port, serve_process
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from oauth_issuer import LoopbackIssuer
+
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    answers: list[str] = []
+    with LoopbackIssuer() as issuer:
+        good = issuer.token(f"{origin}/mcp")
+        tokens = [good, issuer.token(f"{origin}/mcp", scope="images:read"),
+                  issuer.token(f"{origin}/mcp", expires_in=-300),
+                  issuer.token("http://127.0.0.1:9/mcp")]
+        env = {**_env(emulator, tmp_path), "TTAPI_LOG_FORMAT": "json",
+               "TTAPI_OAUTH_ISSUER": issuer.issuer, "TTAPI_PUBLIC_BASE_URL": origin}
+        log = tmp_path / "stderr.log"
+        with serve_process(env, port, log):
+            for path in ("/healthz", "/readyz", "/.well-known/oauth-protected-resource/mcp"):
+                answers.append(httpx2.get(origin + path, timeout=10).text)
+            for token in tokens:
+                answer = httpx2.post(f"{origin}/mcp", timeout=10, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                        "name": "generate_image", "arguments": {"prompt": "x"}}},
+                    headers={"Authorization": f"Bearer {token}",
+                             "Accept": "application/json, text/event-stream"})
+                answers.append(json.dumps(dict(answer.headers)) + answer.text)
+            for fault in _echo_faults():
+                emulator.add_fault(fault)
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {good}"}) as http,
+                Client(streamable_http_client(f"{origin}/mcp", http_client=http)) as client,
+            ):
+                result = await client.call_tool("generate_image", {
+                    "prompt": "x", "model": "dall-e-2", "size": "256x256"})
+                answers.append(result.model_dump_json())
+    assert result.is_error  # the upstream fault, told without the key
+    stderr = log.read_text()
+    assert any(json.loads(line)["level"] == "DEBUG" for line in stderr.splitlines() if line)
+    for secret in (CANARY, *tokens):
+        for text in (*answers, stderr):
+            assert secret not in text
     assert _files_containing_canary(tmp_path) == []

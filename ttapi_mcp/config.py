@@ -107,6 +107,32 @@ class Settings(BaseModel):
         None, description="Required to bind HTTP beyond loopback."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
+    # Sign-in (OAuth 2.1 protected resource, HTTP mode) and operations.
+    oauth_issuer: str | None = Field(
+        None, description="Authorization server (issuer URL) whose JWT access tokens HTTP "
+        "requests must carry; replaces http_bearer_token."
+    )
+    oauth_resource_url: str | None = Field(
+        None, description="This server's resource URL, the tokens' audience; default "
+        "<public_base_url>/mcp."
+    )
+    oauth_generate_scope: str = Field(
+        "images:generate", description="Scope the paid tools need (generate, edit, 4o)."
+    )
+    oauth_read_scope: str = Field(
+        "images:read", description="Scope fetch_job and the image and job resources need."
+    )
+    oauth_jwks_cache_seconds: float = Field(
+        3600.0, gt=0, description="How long the issuer's signing keys are used before refetching."
+    )
+    oauth_jwks_min_refresh_seconds: float = Field(
+        30.0, ge=0, description="Least gap between key fetches (a token with an unknown key id "
+        "triggers one)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or one JSON object per line with request and "
+        "job ids."
+    )
 
     @field_validator("api_key", "http_bearer_token", mode="before")
     @classmethod

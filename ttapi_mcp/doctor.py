@@ -224,6 +224,34 @@ async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
     return checks
 
 
+async def check_issuer(settings: Settings, origins: dict[str, str]) -> list[Check]:
+    """With OAuth sign-in configured: the settings agree, and the issuer publishes keys."""
+    if not settings.oauth_issuer:
+        return []
+    from .server.auth import oauth_problem, resource_url
+    from .server.jwks import IssuerKeys, KeyFetchError
+
+    where = _origin(origins, "oauth_issuer")
+    problem = oauth_problem(settings)
+    if problem:
+        return [Check("sign-in issuer", "FAIL", problem.removeprefix("Configuration error: "),
+                      "fix the named keys, then run doctor again")]
+    keys = IssuerKeys(settings.oauth_issuer)
+    try:
+        with anyio.fail_after(PROBE_TIMEOUT * 3):
+            count = await keys.refresh()
+    except (KeyFetchError, TimeoutError) as exc:
+        return [Check("sign-in issuer", "FAIL", f"{settings.oauth_issuer} ({where}): "
+                      f"{exc or 'no answer in time'}",
+                      "check oauth_issuer (its discovery document must name exactly this "
+                      "issuer) and that this machine can reach it")]
+    if count == 0:
+        return [Check("sign-in issuer", "FAIL", f"{settings.oauth_issuer} ({where}) publishes "
+                      "no signing keys", "check the issuer's jwks_uri")]
+    return [Check("sign-in issuer", "OK", f"{keys.issuer} ({where}): {count} signing key(s); "
+                  f"tokens must be for {resource_url(settings)}")]
+
+
 # -- the command ------------------------------------------------------------------------
 
 
@@ -243,6 +271,7 @@ async def run_checks(
     checks.append(await anyio.to_thread.run_sync(check_reachable, settings, origins))
     checks += check_output_dir(settings, origins, fix)
     checks += await check_store(settings, fix)
+    checks += await check_issuer(settings, origins)
     return checks
 
 

@@ -7,6 +7,7 @@ transport. Over stdio, stdout carries only the protocol (logs go to stderr).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,7 @@ from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequest
 from pydantic import AnyUrl
 
 from ttapi_mcp import __version__
-from ttapi_mcp.config import Settings
+from ttapi_mcp.config import ConfigError, Settings
 
 from .hooks import register_hooks
 from .prompts import register_prompts
@@ -116,6 +117,11 @@ class TTAPIServer(MCPServer[Startup]):
             finally:
                 self.startup = None
 
+        auth_options: dict[str, Any] = {}
+        if settings.oauth_issuer:  # sign-in code loads only when it is configured
+            from .auth import server_auth_options
+
+            auth_options = server_auth_options(settings)
         super().__init__(
             name="ttapi-mcp",
             title="TTAPI image models",
@@ -124,6 +130,7 @@ class TTAPIServer(MCPServer[Startup]):
             lifespan=lifespan,
             log_level=settings.log_level,
             subscriptions=self.bus,
+            **auth_options,
         )
 
     async def _run_services(
@@ -218,11 +225,15 @@ def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio"
     secrets = [settings.api_key_value() or ""]
     if settings.http_bearer_token is not None:
         secrets.append(settings.http_bearer_token.get_secret_value())
-    configure_logging(settings.log_level, secrets)
+    configure_logging(settings.log_level, secrets, settings.log_format)
+    try:
+        server = build_server(settings)
+    except ConfigError as exc:  # e.g. OAuth sign-in without this server's public URL
+        print(exc, file=sys.stderr)
+        return 2
     if transport == "http":
         from .http import serve_http
 
-        return serve_http(settings, build_server(settings))
-    server = build_server(settings)
+        return serve_http(settings, server)
     server.run("stdio")
     return 0

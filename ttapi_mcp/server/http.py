@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -22,6 +23,7 @@ from ttapi_mcp.config import Settings
 
 from .app import TTAPIServer
 from .hooks import HOOK_PREFIX
+from .ops import PROBE_PATHS, RequestIdMiddleware, register_probes
 
 log = logging.getLogger("ttapi_mcp.server")
 
@@ -41,13 +43,18 @@ def is_loopback(host: str) -> bool:
 
 def binding_problem(settings: Settings) -> str | None:
     """Why the HTTP server must not start with these settings, or None."""
+    if settings.oauth_issuer:
+        from .auth import oauth_problem
+
+        return oauth_problem(settings)
     if is_loopback(settings.http_host) or settings.http_bearer_token is not None:
         return None
     return (
         f"Refusing to serve HTTP on {settings.http_host}: binding beyond loopback exposes the "
         "server (and your TTAPI balance) to the network. Set http_bearer_token (environment "
         'variable TTAPI_HTTP_BEARER_TOKEN or "http_bearer_token" in the JSON config file) so '
-        "every request must carry 'Authorization: Bearer <token>', or bind 127.0.0.1."
+        "every request must carry 'Authorization: Bearer <token>', or configure OAuth "
+        "sign-in (oauth_issuer), or bind 127.0.0.1."
     )
 
 
@@ -64,6 +71,12 @@ def security_settings(settings: Settings) -> TransportSecuritySettings:
         hosts += [f"{shown}:*", shown]
         origins += [f"http://{shown}:*", f"https://{shown}:*", f"http://{shown}",
                     f"https://{shown}"]
+    # Behind a reverse proxy that keeps the Host header: the public name is ours too.
+    for public in (settings.public_base_url, settings.oauth_resource_url):
+        parts = urlsplit(public or "")
+        if parts.scheme in ("http", "https") and parts.netloc:
+            hosts.append(parts.netloc)
+            origins.append(f"{parts.scheme}://{parts.netloc}")
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
@@ -78,8 +91,10 @@ class BearerTokenMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # TTAPI cannot send our bearer token; hook calls carry their own per-job token.
-        hook = str(scope.get("path", "")).startswith(HOOK_PREFIX)
-        if scope["type"] == "http" and not hook and not self._authorized(scope):
+        # Health probes come from a balancer or orchestrator, and reveal nothing.
+        path = str(scope.get("path", ""))
+        open_path = path.startswith(HOOK_PREFIX) or path in PROBE_PATHS
+        if scope["type"] == "http" and not open_path and not self._authorized(scope):
             await send({
                 "type": "http.response.start", "status": 401,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
@@ -104,14 +119,21 @@ def build_http_app(settings: Settings, server: MCPServer[Any]) -> ASGIApp:
     """The ASGI app: streamable HTTP at /mcp, wrapped in the bearer check if configured."""
     if settings.public_base_url and isinstance(server, TTAPIServer):
         server.hook_base_url = settings.public_base_url.rstrip("/")
-    app: ASGIApp = server.streamable_http_app(
+    if isinstance(server, TTAPIServer):
+        register_probes(server)
+    starlette_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=security_settings(settings),
         host=settings.http_host,
     )
+    if settings.oauth_issuer:
+        from .auth import add_scope_checks
+
+        add_scope_checks(starlette_app, server, settings, MCP_PATH)
+    app: ASGIApp = starlette_app
     if settings.http_bearer_token is not None:
         app = BearerTokenMiddleware(app, settings.http_bearer_token.get_secret_value())
-    return app
+    return RequestIdMiddleware(app)
 
 
 def serve_http(settings: Settings, server: MCPServer[Any]) -> int:

@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ttapi_mcp.filenames import new_short_id
+from ttapi_mcp.logs import job_id_var
 
 from .common import ServiceError
 from .results import ImageToolResult
@@ -140,6 +141,7 @@ class JobRunner:
         finish: Callable[[LiveJob], Awaitable[None]],
         cleanup: AsyncExitStack | None,
     ) -> None:
+        job_id_var.set(job.job_id)  # this task's log lines name their job
         stack = cleanup or AsyncExitStack()
         try:
             async with stack:

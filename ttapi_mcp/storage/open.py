@@ -1,0 +1,40 @@
+"""Choosing a backend from a location string, and the S3 connection settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .base import ImageStorage, StorageError
+from .local import LocalFolder
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How to reach an S3-compatible service. Unset values come from the usual
+    environment variables (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), read by the client itself."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    timeout_seconds: float = 60.0
+    max_retries: int = 3
+
+
+def open_storage(location: str | Path, s3: S3Options | None = None) -> ImageStorage:
+    """``/a/folder`` or ``file:///a/folder`` -> LocalFolder; ``s3://bucket/prefix`` -> S3."""
+    text = str(location)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if scheme == "":
+        return LocalFolder(Path(text))
+    if scheme == "file":
+        return LocalFolder(Path(urlsplit(text).path))
+    if scheme == "s3":
+        from .s3 import S3Bucket
+
+        return S3Bucket(text, s3 or S3Options())
+    raise StorageError(f"unknown storage location {text!r}: use a folder path, file:///folder "
+                       "or s3://bucket/prefix")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,11 +30,13 @@ from .common import (
     to_saved,
     upstream_error,
 )
+from .crossproc import REREAD_SECONDS, store_changed
 from .hooks import bind_hook, new_hook, redact_hook_url
 from .localjobs import fetch_local
 from .progress import ticking
 from .results import ImageToolResult, NextCall, SavedImage
 from .runner import LiveJob, is_local
+from .upstream import CollectedElsewhere
 
 log = logging.getLogger("ttapi_mcp.service")
 
@@ -142,8 +145,9 @@ async def submit_gpt4o(
             bind_hook(services, own_hook[1], job_id)
             recorded.update(hook_id=own_hook[1], hook_sha256=own_hook[2])
         with anyio.CancelScope(shield=True):
-            await services.store.upsert_job(
-                job_id, "4o", prompt, "SUBMITTED", request_args=recorded
+            await services.store.start_job(
+                job_id, "4o", prompt, "SUBMITTED", request_args=recorded,
+                phase="submitted to TTAPI",
             )
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
@@ -172,20 +176,51 @@ async def fetch_job(
             return await fetch_local(services, job_id, wait, ticker)
         record = await services.store.get_job(job_id)
         params = _params_of(record)
-        if record is not None and record.status == "SUCCESS" and record.image_ids:
-            return await _stored_result(services, record, params)
-        if record is not None and record.status == "FAILED":
-            return _failed_result(job_id, record.message, params, None)
+        done = await _row_result(services, record, params)
+        if done is not None:
+            return done
         runner = services.require_runner()
         watcher = runner.find(job_id)
         if watcher is None or not wait:
-            job = await _fetch_once(services, job_id)
-            if job.is_terminal or not wait:
-                return await _settle(services, job, params)
+            checked = await _check_once(services, job_id, record, params)
+            if checked.status != "pending" or not wait:
+                return checked
         watcher = watch_4o(services, job_id, params, settings.poll_interval)
         return await runner.wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )
+
+
+async def _row_result(
+    services: Services, record: JobRecord | None, params: dict[str, Any],
+    message: str | None = "Already downloaded earlier; returning the saved image.",
+) -> ImageToolResult | None:
+    """The result a finished row holds (saved, or failed); None while it is open."""
+    if record is not None and record.status == "SUCCESS" and record.image_ids:
+        return await _stored_result(services, record, params, message)
+    if record is not None and record.status == "FAILED":
+        return _failed_result(record.job_id, record.message, params, None)
+    return None
+
+
+async def _check_once(
+    services: Services, job_id: str, record: JobRecord | None, params: dict[str, Any]
+) -> ImageToolResult:
+    """Ask TTAPI once (and save the image if it is ready), unless another live server
+    collects this job: then answer from its row."""
+    store = services.store
+    try:
+        if record is None or await store.claim_collector(job_id):
+            return await _settle(services, await _fetch_once(services, job_id), params)
+    except CollectedElsewhere:
+        pass
+    finally:
+        if services.require_runner().find(job_id) is None:  # no watcher here keeps it
+            with anyio.CancelScope(shield=True):
+                await store.release_collector(job_id)
+    fresh = await store.get_job(job_id) or record
+    done = await _row_result(services, fresh, params)
+    return done or pending_result(job_id, fresh.status if fresh else "SUBMITTED", params)
 
 
 def _params_of(record: JobRecord | None) -> dict[str, Any]:
@@ -238,11 +273,14 @@ async def _settle(services: Services, job: FourOJob, params: dict[str, Any]) -> 
 async def _save_job_image(
     services: Services, job: FourOJob, params: dict[str, Any]
 ) -> ImageToolResult:
-    """Download the result once; concurrent callers wait for the first download."""
+    """Download the result once, in the one server holding the job's collector claim;
+    concurrent callers here wait for the first download (CollectedElsewhere: not us)."""
     async with services.job_lock(job.job_id):
         record = await services.store.get_job(job.job_id)
         if record is not None and record.image_ids:
             return await _stored_result(services, record, params)
+        if not await services.store.claim_collector(job.job_id):
+            raise CollectedElsewhere(job.job_id)
         if not job.image_url:
             raise ServiceError(
                 f"TTAPI reports job {job.job_id} as SUCCESS but gives no image URL; "
@@ -267,7 +305,8 @@ async def _save_job_image(
 
 
 async def _stored_result(
-    services: Services, record: JobRecord, params: dict[str, Any]
+    services: Services, record: JobRecord, params: dict[str, Any],
+    message: str | None = "Already downloaded earlier; returning the saved image.",
 ) -> ImageToolResult:
     images: list[SavedImage] = []
     for index, image_id in enumerate(record.image_ids):
@@ -278,8 +317,7 @@ async def _stored_result(
     return ImageToolResult(
         status="completed", model=MODEL_4O, parameters=params, images=images,
         quota=float(quota) if isinstance(quota, (int, float, str)) and _is_number(quota) else None,
-        job_id=record.job_id, job_status="SUCCESS",
-        message="Already downloaded earlier; returning the saved image.",
+        job_id=record.job_id, job_status="SUCCESS", message=message,
     )
 
 
@@ -320,7 +358,8 @@ def watch_4o(
         return await _poll(services, job, params, first_delay)
 
     async def finish(job: LiveJob) -> None:
-        """Nothing to add: each poll and the save already updated the job's row."""
+        """Each poll and the save already updated the row; only the claim is left."""
+        await services.store.release_collector(job.job_id)
 
     return runner.start(job, work, finish)
 
@@ -328,7 +367,9 @@ def watch_4o(
 async def _poll(
     services: Services, job: LiveJob, params: dict[str, Any], first_delay: float
 ) -> ImageToolResult:
-    settings = services.settings
+    """Collect the job if this server holds (or can take) its collector claim, else
+    follow its row, taking over when the collector's lease runs out."""
+    settings, store = services.settings, services.store
     deadline = anyio.current_time() + WATCH_MAX_SECONDS
     delay, interval = first_delay, settings.poll_interval
     failures = 0
@@ -336,9 +377,16 @@ async def _poll(
         with anyio.move_on_after(delay):
             await job.wake.wait()
         job.wake = anyio.Event()
-        record = await services.store.get_job(job.job_id)
-        if record is not None and record.status == "SUCCESS" and record.image_ids:
-            return await _stored_result(services, record, params)
+        record = await store.get_job(job.job_id)
+        done = await _row_result(services, record, params, message=None)
+        if done is not None:
+            return done
+        if record is not None and not await _may_collect(services, record):
+            job.upstream_status = record.status
+            job.show_phase(record.phase or f"TTAPI job {record.status}")
+            await store_changed(services, job.wake, REREAD_SECONDS)
+            delay = 0.0
+            continue
         try:
             upstream = await _fetch_once(services, job.job_id)
         except UnknownJobError:
@@ -355,10 +403,25 @@ async def _poll(
         job.upstream_status = upstream.status
         if upstream.is_terminal:
             job.set_phase(f"TTAPI job {upstream.status}; downloading")
-            return await _settle(services, upstream, params)
+            try:
+                return await _settle(services, upstream, params)
+            except CollectedElsewhere:
+                delay = 0.0
+                continue
         job.set_phase(f"TTAPI job {upstream.status}")
         delay, interval = interval, min(interval * 1.5, settings.poll_max_interval)
     raise ServiceError(
         f"Stopped watching job {job.job_id} after {WATCH_MAX_SECONDS / 3600:.0f} hours; "
         "call fetch_job later to check it."
     )
+
+
+async def _may_collect(services: Services, record: JobRecord) -> bool:
+    """Whether this server holds the job's collector claim, or just took it.
+
+    The claim (a conditional UPDATE) is only tried when the row shows no live collector,
+    so a follower does not take the write lock on every look; the claim decides."""
+    store = services.store
+    mine = record.collector_id == store.owner.instance_id
+    free = record.collector_until is None or record.collector_until <= time.time()
+    return (mine or free) and await store.claim_collector(record.job_id)

@@ -49,6 +49,7 @@ from ..imagefacts import (
 )
 from . import files
 from .db import Database, dumps
+from .leases import LeasesMixin, Owner
 from .models import (
     SUMMARY_COLUMNS,
     ConsistencyReport,
@@ -57,7 +58,6 @@ from .models import (
     StoreError,
     scrub_secrets,
 )
-from .leases import LeasesMixin, Owner
 from .records import RecordsMixin
 
 _JPEG_HEAD = 1 << 20  # JPEG dimensions can sit after a large EXIF block

@@ -101,6 +101,7 @@ class Database:
     def _migrate(self, conn: sqlite3.Connection, migrations: list[str]) -> None:
         """Each step in one ``BEGIN IMMEDIATE`` transaction that re-reads the version, so
         two servers starting at once on an old database upgrade it once."""
+        previous = conn.isolation_level
         conn.isolation_level = None  # explicit transactions only, while migrating
         try:
             while True:
@@ -124,7 +125,7 @@ class Database:
                     conn.execute("ROLLBACK")
                     raise
         finally:
-            conn.isolation_level = ""
+            conn.isolation_level = previous
 
     async def close(self) -> None:
         """Close after every statement already submitted has run."""

@@ -28,6 +28,7 @@ import socket
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..filenames import new_short_id
@@ -62,6 +63,7 @@ class LeasesMixin:
     """Ownership and collection of jobs across processes; mixed into :class:`ImageStore`."""
 
     _db: Database
+    database_path: Path
     owner: Owner
     lease_seconds: float
 
@@ -203,6 +205,17 @@ class LeasesMixin:
         )
         row = await self._db.run(lambda c: c.execute(sql, (dedupe_key, since)).fetchone())
         return JobRecord.from_row(row) if row else None
+
+    def change_token(self) -> tuple[int, int]:
+        """A value that changes when any process commits (the WAL file's size and
+        modification time): read with one ``stat``, without a query or the database
+        thread, so a waiter can look often. A waiter still re-reads now and then, since a
+        file system with a coarse clock may show two commits as one."""
+        try:
+            info = os.stat(f"{self.database_path}-wal")
+        except OSError:
+            return (0, 0)
+        return (info.st_size, info.st_mtime_ns)
 
     async def data_version(self) -> int:
         """A number that changes whenever another connection commits to the database:

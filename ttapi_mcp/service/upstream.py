@@ -1,0 +1,38 @@
+"""Upstream jobs of any route: resumed after their server is gone, collected by one server.
+
+An upstream job runs at TTAPI and finishes on its own (GPT-4o image jobs today; any
+other asynchronous route the same way). However many servers share the store, exactly
+one at a time polls TTAPI for such a job and downloads its result: the one holding the
+job's collector claim (:meth:`ImageStore.claim_collector`, keyed by job id alone, with a
+lease so a dead collector is replaced). The others follow the row.
+
+A route makes its jobs recoverable by registering how to resume watching one:
+``register_upstream_kind("4o", resume_4o)``. The sweep (:mod:`.recovery`) calls it for
+every open job of that kind whose owner and collector are both gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ttapi_mcp.store import JobRecord
+
+    from .common import Services
+
+Resume = Callable[["Services", "JobRecord"], object]
+_RESUME: dict[str, Resume] = {}
+
+
+def register_upstream_kind(kind: str, resume: Resume) -> None:
+    """Let the sweep resume open jobs of ``kind`` (the ``kind`` column of their rows)."""
+    _RESUME[kind] = resume
+
+
+def resume_for(kind: str) -> Resume | None:
+    return _RESUME.get(kind)
+
+
+class CollectedElsewhere(Exception):
+    """Another live server holds this job's collector claim: follow its row instead."""

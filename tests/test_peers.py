@@ -1,0 +1,174 @@
+"""Several servers on one store (issue 12), with real processes.
+
+Each server is a real ``ttapi-mcp serve`` subprocess over stdio, all on one SQLite file
+and one output folder, talking to the emulator (with latency and job timing). Leases
+are short here (1 s, renewed every 0.2 s) so that expiry is quick to see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import CANARY_KEY
+from test_long_work import Notes, read_json
+from test_server_transports import StrictStdio, _server_env
+
+from ttapi_mcp.emulator import Emulator, Fault
+
+pytestmark = pytest.mark.anyio
+DALLE2 = {"model": "dall-e-2", "size": "256x256", "response_format": "b64_json",
+          "preview": "none"}
+
+
+def peer_env(emulator: Emulator, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return _server_env(emulator, tmp_path, TTAPI_LEASE_SECONDS="1",
+                       TTAPI_LEASE_RENEW_SECONDS="0.2", TTAPI_STORE_POLL_SECONDS="0.05",
+                       TTAPI_LOG_LEVEL="INFO", **extra)
+
+
+@asynccontextmanager
+async def peer(env: dict[str, str], log: Path) -> AsyncIterator[Any]:
+    """An mcp.Client on a fresh ``serve`` subprocess; its stderr goes to ``log``."""
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "ttapi_mcp", "serve"],
+                                   env=env, cwd="/")
+    with open(log, "w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            await read_json(client, "ttapi://jobs")  # its services (and recovery) are up
+            yield client
+
+
+def rows(database: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(database, timeout=10) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def until(check: Any, seconds: float = 20.0) -> Any:
+    """Poll a plain function until it returns something truthy; bounded."""
+    with anyio.fail_after(seconds):
+        while not (value := check()):
+            await anyio.sleep(0.05)
+        return value
+
+
+def assert_store_whole(tmp_path: Path) -> None:
+    """Every image file has its row with the right sha256, every row its file."""
+    recorded = dict(rows(tmp_path / "db.sqlite3", "SELECT path, sha256 FROM images"))
+    files = {str(p) for p in (tmp_path / "out").iterdir() if p.is_file()}
+    assert files == set(recorded), (files ^ set(recorded))
+    for path, digest in recorded.items():
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest, path
+
+
+# -- 1. a second server leaves a running job alone, and can wait for it ----------------
+
+
+async def test_b_starting_while_a_runs_leaves_the_job_alone_and_returns_its_result(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.latency_seconds = 3.0
+    env = peer_env(emulator, tmp_path)
+    async with peer(env, tmp_path / "a.log") as a:
+        started = await a.call_tool("generate_image", {"prompt": "a shared fox", **DALLE2,
+                                                       "wait": False})
+        job_id = started.structured_content["job_id"]
+        async with peer(env, tmp_path / "b.log") as b:
+            await anyio.sleep(1.3)  # past a whole lease: B's sweeps ran and must not touch it
+            seen = await read_json(b, f"ttapi://jobs/{job_id}")
+            listed = await read_json(b, "ttapi://jobs")
+            pending = await b.call_tool("fetch_job", {"job_id": job_id})
+            with anyio.move_on_after(0.3):  # cancelling B's wait stops only that wait
+                await b.call_tool("fetch_job", {"job_id": job_id, "wait": True})
+            notes, results = Notes(), {}
+
+            async def wait_in(name: str, client: Any, **kw: Any) -> None:
+                results[name] = await client.call_tool(
+                    "fetch_job", {"job_id": job_id, "wait": True}, **kw)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait_in, "a", a)
+                tg.start_soon(lambda: wait_in("b", b, progress_callback=notes))
+            again = await a.call_tool("fetch_job", {"job_id": job_id})
+
+    assert seen["status"] == "running" and seen["owner_pid"] != os.getpid()
+    assert "waiting for TTAPI" in (seen["phase"] or ""), seen
+    assert "waiting for TTAPI" in next(j for j in listed["jobs"] if j["job_id"] == job_id)["phase"]
+    assert pending.structured_content["status"] == "pending"
+    assert pending.structured_content["next_call"] == {
+        "tool": "fetch_job", "arguments": {"job_id": job_id, "wait": True}}
+    owner, other = results["a"].structured_content, results["b"].structured_content
+    assert owner["status"] == "completed", owner
+    assert other == owner  # exactly the owner's result: paths, URIs, usage, ...
+    assert again.structured_content == owner
+    assert Path(other["images"][0]["path"]).is_file()
+    assert notes.saw(f"job {job_id}: waiting for TTAPI"), notes.messages
+    assert len(emulator.api_requests("E1")) == 1
+    assert "interrupted" not in json.dumps(other) + (tmp_path / "b.log").read_text()
+
+
+# -- 2. a killed server's jobs are recovered by the survivor ----------------------------
+
+
+async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_job(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.latency_seconds = 2.0
+    emulator.options.job_seconds = 2.5
+    env = peer_env(emulator, tmp_path)
+    database = tmp_path / "db.sqlite3"
+    proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/")
+    try:
+        a = StrictStdio(proc)
+        a.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                 "clientInfo": {"name": "doomed", "version": "1"}})
+        a.send("notifications/initialized", notify=True)
+        submitted = a.request("tools/call", {"name": "gpt4o_image", "arguments": {
+            "prompt": "draw an orphaned boat", "wait": False}})
+        job_id = submitted["result"]["structuredContent"]["job_id"]
+        a.send("tools/call", {"name": "generate_image", "arguments": {
+            "prompt": "a cut-off call", **DALLE2}})
+        async with peer(env, tmp_path / "b.log") as b:
+            await until(lambda: emulator.arrived("E1"))
+            await anyio.sleep(1.3)  # A alive: a whole lease later, B has touched nothing
+            before = rows(database, "SELECT kind, status FROM jobs ORDER BY kind")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed_at = time.monotonic()
+            local = await until(lambda: rows(
+                database, "SELECT job_id, message FROM jobs WHERE kind = 'generate'"
+                          " AND status = 'interrupted'"))
+            noticed = time.monotonic() - killed_at
+            await until(lambda: rows(database, "SELECT 1 FROM jobs WHERE job_id = ?"
+                                               " AND image_ids != '[]'", job_id))
+            fetched = await b.call_tool("fetch_job", {"job_id": job_id})
+            fetched_local = await b.call_tool("fetch_job", {"job_id": local[0][0]})
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert before == [("4o", "SUBMITTED"), ("generate", "running")]
+    assert 0.5 < noticed < 5, noticed  # after A's lease ran out, by B's sweep
+    assert "may already have completed upstream and been billed" in local[0][1]
+    assert fetched_local.structured_content["job_status"] == "interrupted"
+    assert fetched.structured_content["status"] == "completed"
+    images = rows(database, "SELECT path FROM images WHERE job_id = ?", job_id)
+    assert len(images) == 1 and Path(images[0][0]).is_file()
+    assert len(emulator.api_requests("download")) == 1
+    assert_store_whole(tmp_path)

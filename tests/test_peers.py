@@ -82,14 +82,14 @@ def assert_store_whole(tmp_path: Path) -> None:
 async def test_b_starting_while_a_runs_leaves_the_job_alone_and_returns_its_result(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    emulator.options.latency_seconds = 3.0
-    env = peer_env(emulator, tmp_path)
+    emulator.options.latency_seconds = 6.0  # B's start-up (a new process) takes 1-3 s
+    env = peer_env(emulator, tmp_path, TTAPI_PROGRESS_INTERVAL_SECONDS="0.2")
     async with peer(env, tmp_path / "a.log") as a:
         started = await a.call_tool("generate_image", {"prompt": "a shared fox", **DALLE2,
                                                        "wait": False})
         job_id = started.structured_content["job_id"]
         async with peer(env, tmp_path / "b.log") as b:
-            await anyio.sleep(1.3)  # past a whole lease: B's sweeps ran and must not touch it
+            await anyio.sleep(1.2)  # past a whole lease: B's sweeps ran and must not touch it
             seen = await read_json(b, f"ttapi://jobs/{job_id}")
             listed = await read_json(b, "ttapi://jobs")
             pending = await b.call_tool("fetch_job", {"job_id": job_id})
@@ -128,8 +128,8 @@ async def test_b_starting_while_a_runs_leaves_the_job_alone_and_returns_its_resu
 async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_job(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    emulator.options.latency_seconds = 2.0
-    emulator.options.job_seconds = 2.5
+    emulator.options.latency_seconds = 6.0  # B's start-up (a new process) takes 1-3 s
+    emulator.options.job_seconds = 5.0
     env = peer_env(emulator, tmp_path)
     database = tmp_path / "db.sqlite3"
     proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"], stdin=subprocess.PIPE,
@@ -172,3 +172,145 @@ async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_
     assert len(images) == 1 and Path(images[0][0]).is_file()
     assert len(emulator.api_requests("download")) == 1
     assert_store_whole(tmp_path)
+
+
+# -- 3. one collector per upstream job ----------------------------------------------------
+
+
+async def test_a_4o_job_watched_by_two_servers_is_downloaded_once(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.job_seconds = 2.0
+    env = peer_env(emulator, tmp_path)
+    results: dict[str, Any] = {}
+    async with peer(env, tmp_path / "a.log") as a, peer(env, tmp_path / "b.log") as b:
+        submitted = await a.call_tool("gpt4o_image", {"prompt": "draw a twice-watched kite",
+                                                      "wait": False})
+        job_id = submitted.structured_content["job_id"]
+
+        async def wait_in(name: str, client: Any) -> None:
+            results[name] = (await client.call_tool(
+                "fetch_job", {"job_id": job_id, "wait": True})).structured_content
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_in, "a", a)
+            tg.start_soon(wait_in, "b", b)
+        later = {name: (await c.call_tool("fetch_job", {"job_id": job_id})).structured_content
+                 for name, c in (("a", a), ("b", b))}
+    paths = {r["images"][0]["path"] for r in [*results.values(), *later.values()]}
+    assert all(r["status"] == "completed" for r in results.values()), results
+    assert len(paths) == 1 and Path(paths.pop()).is_file()
+    assert len(emulator.api_requests("download")) == 1
+    assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM images") == [(1,)]
+    assert rows(tmp_path / "db.sqlite3", "SELECT collector_id FROM jobs") == [(None,)]
+    assert_store_whole(tmp_path)
+
+
+# -- 4. an identical call in another server attaches to the running job -------------------
+
+
+async def test_the_identical_call_in_b_attaches_to_as_running_job(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.latency_seconds = 2.0
+    env = peer_env(emulator, tmp_path)
+    args = {"prompt": "a fox paid for once", **DALLE2}
+    results: dict[str, Any] = {}
+    async with peer(env, tmp_path / "a.log") as a, peer(env, tmp_path / "b.log") as b:
+
+        async def call_in(name: str, client: Any) -> None:
+            results[name] = (await client.call_tool("generate_image", args)).structured_content
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call_in, "a", a)
+            await until(lambda: emulator.arrived("E1"))
+            tg.start_soon(call_in, "b", b)
+        assert len(emulator.api_requests("E1")) == 1
+        fresh = await b.call_tool("generate_image", {**args, "dedupe": False})
+    assert results["a"]["status"] == "completed", results
+    assert results["b"]["job_id"] == results["a"]["job_id"]
+    assert results["b"]["images"] == results["a"]["images"]
+    assert fresh.structured_content["images"] != results["a"]["images"]
+    assert len(emulator.api_requests("E1")) == 2  # dedupe=false still pays for a new draw
+    assert_store_whole(tmp_path)
+
+
+# -- 5. load: three servers, one store, faults ---------------------------------------------
+
+SERVERS, CALLS_EACH, CONCURRENCY, FAULT_EVERY = 3, 30, 5, 20
+FAULTS = itertools.cycle([
+    {"status": 503}, {"status": 500}, {"status": 429, "retry_after": "0"}, {"kind": "drop"},
+    {"kind": "truncated_b64"}, {"status": 502}, {"kind": "malformed_json"},
+])
+
+
+def _load_call(server: int, number: int) -> tuple[str, dict[str, Any]]:
+    """Mostly distinct cheap calls; every tenth the same in every server (dedupe across
+    processes), every fifteenth a GPT-4o job (collected by one of them)."""
+    if number % 15 == 14:
+        return "gpt4o_image", {"prompt": f"draw load job {server}-{number}"}
+    prompt = f"shared load call {number}" if number % 10 == 3 else f"load {server}-{number}"
+    return "generate_image", {"prompt": prompt, **DALLE2}
+
+
+async def test_three_servers_thirty_calls_each_with_faults_keep_the_store_whole(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.latency_seconds = 0.2
+    emulator.options.job_seconds = 0.3
+    env = peer_env(emulator, tmp_path, TTAPI_RETRY_BASE_DELAY="0.01",
+                   TTAPI_RETRY_MAX_DELAY="0.05")
+    answers: list[Any] = []
+    errors: list[str] = []
+    crashes: list[str] = []
+    shared: list[Any] = []
+    counter = itertools.count()
+
+    async def worker(client: Any, server: int, numbers: Any) -> None:
+        for number in numbers:
+            if next(counter) % FAULT_EVERY == FAULT_EVERY - 1:
+                emulator.add_fault(Fault(route="E1", **next(FAULTS)))
+            tool, args = _load_call(server, number)
+            try:
+                result = await client.call_tool(tool, args)
+            except Exception as exc:  # a protocol or transport failure: not an answer
+                crashes.append(f"{server}-{number}: {type(exc).__name__}: {exc}")
+                continue
+            if result.is_error:
+                errors.append(" ".join(getattr(b, "text", "") for b in result.content))
+            else:
+                answers.append(result.structured_content)
+                if "shared" in args["prompt"]:
+                    shared.append(result.structured_content)
+
+    with anyio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(peer(env, tmp_path / f"s{i}.log"))
+                       for i in range(SERVERS)]
+            async with anyio.create_task_group() as tg:
+                for server, client in enumerate(clients):
+                    numbers = iter(range(CALLS_EACH))
+                    for _ in range(CONCURRENCY):
+                        tg.start_soon(worker, client, server, numbers)
+    logs = "".join((tmp_path / f"s{i}.log").read_text(errors="replace") for i in range(SERVERS))
+    doctor = subprocess.run([sys.executable, "-m", "ttapi_mcp", "doctor"], env=env,
+                            capture_output=True, text=True, timeout=60, cwd="/")
+
+    assert crashes == []
+    assert len(answers) + len(errors) == SERVERS * CALLS_EACH
+    assert len(errors) <= SERVERS * CALLS_EACH // FAULT_EVERY + 1, errors
+    for text in errors:
+        assert "TTAPI" in text and len(text) > 60, text
+    everything = json.dumps(answers) + " ".join(errors) + logs
+    assert "locked" not in everything and "Traceback" not in logs, logs[-3000:]
+    assert CANARY_KEY not in everything
+    assert all(a["status"] in ("completed", "partial") for a in answers), answers
+    assert shared and all(a["images"] for a in shared)  # identical calls across servers
+    assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM jobs WHERE status IN"
+                " ('running', 'SUBMITTED', 'ON_QUEUE')") == [(0,)]
+    assert_store_whole(tmp_path)
+    checks = {line.split()[1] + " " + line.split()[2]: line for line in doctor.stdout.splitlines()
+              if line.strip()}
+    for name in ("store /", "temporary files", "files w/o", "rows w/o"):
+        found = [line for key, line in checks.items() if key.startswith(name.split()[0])]
+        assert found and all(line.startswith("OK") for line in found), doctor.stdout

@@ -58,6 +58,8 @@ MIGRATIONS: list[str] = [
         WHERE finished_at IS NULL OR (status = 'SUCCESS' AND image_ids = '[]');
     """,
 ]
+BUSY_TIMEOUT_SECONDS = 10.0
+"""SQLite's own wait for a lock held by another process, per statement."""
 BUSY_RETRY_SECONDS = 60.0
 """How long a statement is retried while another process holds the write lock (on top
 of SQLite's own busy timeout): a caller never sees 'database is locked'."""
@@ -85,7 +87,8 @@ class Database:
     def open_sync(self, migrations: list[str] | None = None) -> None:
         """Open, switch to WAL and apply the migrations (all of them unless given)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+        conn = sqlite3.connect(self.path, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_SECONDS)
         try:
             conn.row_factory = sqlite3.Row
             _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))

@@ -20,7 +20,7 @@ from ttapi_mcp.api.errors import NotFoundError
 from ttapi_mcp.store import JobRecord
 
 from .common import SaveContext, ServiceError, Services, save_one, to_saved
-from .crossproc import REREAD_SECONDS, store_changed
+from .crossproc import REREAD_SECONDS, StoreWatch
 from .hooks import redact_hook_url
 from .results import ImageToolResult, NextCall, SavedImage
 from .runner import LiveJob
@@ -232,6 +232,7 @@ async def _poll(
     deadline = anyio.current_time() + WATCH_MAX_SECONDS
     delay, interval = first_delay, settings.poll_interval
     failures = 0
+    watch = StoreWatch(services)  # for following the row while another server collects
     while anyio.current_time() < deadline:
         with anyio.move_on_after(delay):
             await job.wake.wait()
@@ -243,7 +244,7 @@ async def _poll(
         if record is not None and not await _may_collect(services, record):
             job.upstream_status = record.status
             job.show_phase(record.phase or f"TTAPI job {record.status}")
-            await store_changed(services, job.wake, REREAD_SECONDS)
+            await watch.next(REREAD_SECONDS, job.wake)
             delay = 0.0
             continue
         try:

@@ -26,6 +26,42 @@ from .common import Services
 from .progress import Ticker
 
 REREAD_SECONDS = 1.0
+QUICK_SECONDS = 0.01
+"""After the store changed, look again this soon: a job's images are committed a few
+milliseconds before its own row, so the change that matters often comes next."""
+
+
+class StoreWatch:
+    """When a follower should read a row again: when the store changed (soon after a
+    change, then backing off to ``store_poll_seconds``), or every REREAD_SECONDS."""
+
+    def __init__(self, services: Services) -> None:
+        self._store = services.store
+        self._interval = services.settings.store_poll_seconds
+        self._delay = self._interval
+        self._token = self._store.change_token()  # before the first read of the row
+        self._last_read = anyio.current_time()
+
+    async def next(self, within: float, wake: anyio.Event | None = None) -> None:
+        """Return when the row is worth reading again, ``wake`` is set, or ``within``
+        seconds have passed."""
+        deadline = anyio.current_time() + within
+        while (now := anyio.current_time()) < deadline:
+            with anyio.move_on_after(min(self._delay, deadline - now)):
+                await (wake.wait() if wake is not None else anyio.sleep_forever())
+            if wake is not None and wake.is_set():
+                return
+            fresh = self._store.change_token()
+            if fresh != self._token:
+                self._token = fresh
+                quick = self._delay >= self._interval  # one quick burst per interval
+                self._delay = QUICK_SECONDS if quick else min(self._delay * 2, self._interval)
+                self._last_read = anyio.current_time()
+                return
+            self._delay = min(self._delay * 2, self._interval)
+            if anyio.current_time() - self._last_read >= REREAD_SECONDS:
+                self._last_read = anyio.current_time()
+                return
 
 
 def row_phase(record: JobRecord) -> str:
@@ -42,41 +78,17 @@ async def follow_row(
 ) -> JobRecord | None:
     """The job's row once ``ended(row)``, or as it is when ``budget`` seconds are spent
     (None if there is no such job). Progress says the owner's phase, as the owner's does."""
-    store = services.store
-    interval = services.settings.store_poll_seconds
-    token = store.change_token()
-    record = await store.get_job(job_id)
+    watch = StoreWatch(services)
+    record = await services.store.get_job(job_id)
     if record is None:
         return None
     phase = [row_phase(record)]
     ticker.follow(lambda: f"job {job_id}: {phase[0]}")
     deadline = anyio.current_time() + budget
-    last_read = anyio.current_time()
-    while not ended(record):
-        now = anyio.current_time()
-        if now >= deadline:
-            break
-        await anyio.sleep(min(interval, deadline - now))
-        fresh = store.change_token()
-        if fresh == token and anyio.current_time() - last_read < REREAD_SECONDS:
-            continue
-        token, last_read = fresh, anyio.current_time()
-        record = await store.get_job(job_id) or record
+    while not ended(record) and anyio.current_time() < deadline:
+        await watch.next(deadline - anyio.current_time())
+        record = await services.store.get_job(job_id) or record
         if row_phase(record) != phase[0]:
             phase[0] = row_phase(record)
             ticker.poke()
     return record
-
-
-async def store_changed(services: Services, wake: anyio.Event, within: float) -> None:
-    """Return once another process committed to the store, ``wake`` is set, or ``within``
-    seconds have passed: a cheap wait for a follower between two reads of a row."""
-    store = services.store
-    interval = services.settings.store_poll_seconds
-    token = store.change_token()
-    with anyio.move_on_after(within):
-        while not wake.is_set():
-            with anyio.move_on_after(interval):
-                await wake.wait()
-            if store.change_token() != token:
-                return

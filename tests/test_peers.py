@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import CANARY_KEY
+from conftest import CANARY_KEY, make_server_settings, mcp_client, serve_http
 from test_long_work import Notes, read_json
 from test_server_transports import StrictStdio, _server_env
 
@@ -314,3 +314,33 @@ async def test_three_servers_thirty_calls_each_with_faults_keep_the_store_whole(
     for name in ("store /", "temporary files", "files w/o", "rows w/o"):
         found = [line for key, line in checks.items() if key.startswith(name.split()[0])]
         assert found and all(line.startswith("OK") for line in found), doctor.stdout
+
+
+# -- the webhook claims like any other collector --------------------------------------------
+
+
+async def test_a_hook_for_a_job_another_server_collects_downloads_nothing_twice(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from mcp import Client
+
+    emulator.options.job_seconds = 1.0
+    shared = dict(output_dir=tmp_path / "out", database_path=tmp_path / "db.sqlite3",
+                  lease_seconds=1, lease_renew_seconds=0.2, store_poll_seconds=0.05)
+    hooked = make_server_settings(emulator.base_url, tmp_path, poll_first_delay=60,
+                                  poll_interval=60, poll_max_interval=60, **shared)
+    polling = make_server_settings(emulator.base_url, tmp_path, **shared)
+    with serve_http(hooked, public=True) as origin:
+        async with Client(f"{origin}/mcp") as a, mcp_client(polling) as b:
+            submitted = await a.call_tool("gpt4o_image", {"prompt": "draw a hooked heron",
+                                                          "wait": False})
+            job_id = submitted.structured_content["job_id"]
+            by_b = await b.call_tool("fetch_job", {"job_id": job_id, "wait": True})
+            await until(lambda: emulator.hook_deliveries, 10)
+            by_a = await a.call_tool("fetch_job", {"job_id": job_id, "wait": True})
+    assert emulator.hook_deliveries[0].status == 200
+    assert by_b.structured_content["status"] == "completed", by_b.content
+    assert by_a.structured_content["images"][0]["path"] == by_b.structured_content[
+        "images"][0]["path"]
+    assert len(emulator.api_requests("download")) == 1
+    assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM images") == [(1,)]

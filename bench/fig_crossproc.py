@@ -51,7 +51,7 @@ async def _collection_delays(emulator: EmulatorProcess, work: Path,
     owner_delays, other_delays = [], []
     emulator.set_options(latency_seconds=0.5, photo_sized=False)
     async with stdio_session(env) as (a, _), stdio_session(env) as (b, _):
-        for attempt in range(max(5, plan.reps)):
+        for attempt in range(max(3, plan.reps)):
             started = check_result(await a.call_tool("generate_image", {
                 "prompt": f"collected elsewhere {attempt}", **DALLE2, "wait": False}))
             job_id = started["job_id"]
@@ -99,7 +99,7 @@ async def _lease_cost(emulator: EmulatorProcess, work: Path, window: float) -> t
 async def crossproc(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Row]:
     try:
         owner, other = await _collection_delays(emulator, work / "crossproc", plan)
-        window = 5.0 if plan.quick else 30.0
+        window = 3.0 if plan.quick else 30.0
         idle, held = await _lease_cost(emulator, work / "leases", window)
     finally:
         emulator.set_options(latency_seconds=0.0, photo_sized=True)

@@ -128,23 +128,24 @@ async def test_b_starting_while_a_runs_leaves_the_job_alone_and_returns_its_resu
 async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_job(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    emulator.options.latency_seconds = 6.0  # B's start-up (a new process) takes 1-3 s
-    emulator.options.job_seconds = 5.0
+    emulator.options.latency_seconds = 3.0
+    emulator.options.job_seconds = 3.0
     env = peer_env(emulator, tmp_path)
     database = tmp_path / "db.sqlite3"
-    proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/")
-    try:
-        a = StrictStdio(proc)
-        a.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                 "clientInfo": {"name": "doomed", "version": "1"}})
-        a.send("notifications/initialized", notify=True)
-        submitted = a.request("tools/call", {"name": "gpt4o_image", "arguments": {
-            "prompt": "draw an orphaned boat", "wait": False}})
-        job_id = submitted["result"]["structuredContent"]["job_id"]
-        a.send("tools/call", {"name": "generate_image", "arguments": {
-            "prompt": "a cut-off call", **DALLE2}})
-        async with peer(env, tmp_path / "b.log") as b:
+    async with peer(env, tmp_path / "b.log") as b:
+        proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env, cwd="/")
+        try:
+            a = StrictStdio(proc)
+            a.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                     "clientInfo": {"name": "doomed", "version": "1"}})
+            a.send("notifications/initialized", notify=True)
+            submitted = a.request("tools/call", {"name": "gpt4o_image", "arguments": {
+                "prompt": "draw an orphaned boat", "wait": False}})
+            job_id = submitted["result"]["structuredContent"]["job_id"]
+            a.send("tools/call", {"name": "generate_image", "arguments": {
+                "prompt": "a cut-off call", **DALLE2}})
             await until(lambda: emulator.arrived("E1"))
             await anyio.sleep(1.3)  # A alive: a whole lease later, B has touched nothing
             before = rows(database, "SELECT kind, status FROM jobs ORDER BY kind")
@@ -159,10 +160,10 @@ async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_
                                                " AND image_ids != '[]'", job_id))
             fetched = await b.call_tool("fetch_job", {"job_id": job_id})
             fetched_local = await b.call_tool("fetch_job", {"job_id": local[0][0]})
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
     assert before == [("4o", "SUBMITTED"), ("generate", "running")]
     assert 0.5 < noticed < 5, noticed  # after A's lease ran out, by B's sweep
     assert "may already have completed upstream and been billed" in local[0][1]

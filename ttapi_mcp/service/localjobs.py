@@ -167,8 +167,8 @@ async def fetch_local(
     record = await services.store.get_job(job_id)
     if record is None:
         raise ServiceError(
-            f"No job {job_id!r} is recorded on this server. Local job ids come from "
-            "generate_image or edit_image results of this server."
+            f"No job {job_id!r} is recorded in this server's store. Local job ids come from "
+            "generate_image or edit_image results of a server using the same store."
         )
     if record.status == "running" and live is None:
         return await wait_elsewhere(services, job_id, ticker, budget)

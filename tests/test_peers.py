@@ -1,8 +1,10 @@
 """Several servers on one store (issue 12), with real processes.
 
-Each server is a real ``ttapi-mcp serve`` subprocess over stdio, all on one SQLite file
-and one output folder, talking to the emulator (with latency and job timing). Leases
-are short here (1 s, renewed every 0.2 s) so that expiry is quick to see.
+Each server of the five scenarios of the issue is a real ``ttapi-mcp serve`` subprocess
+over stdio, all on one SQLite file and one output folder, talking to the emulator (with
+latency and job timing). The last two tests use in-process servers (one behind real
+streamable HTTP for TTAPI's hook) on one store. Leases are short here (1 s, renewed every
+0.2 s) so that expiry is quick to see.
 """
 
 from __future__ import annotations
@@ -345,3 +347,31 @@ async def test_a_hook_for_a_job_another_server_collects_downloads_nothing_twice(
         "images"][0]["path"]
     assert len(emulator.api_requests("download")) == 1
     assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM images") == [(1,)]
+
+
+async def test_a_partial_result_with_usage_reads_the_same_in_another_server(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """What the owner records is all another server needs: images with their upstream
+    positions, the missing one, usage, the message."""
+    emulator.options.latency_seconds = 1.0
+    emulator.add_fault(Fault(route="E1", kind="truncated_b64"))
+    settings = make_server_settings(emulator.base_url, tmp_path, lease_seconds=1,
+                                    lease_renew_seconds=0.2, store_poll_seconds=0.05)
+    args = {"prompt": "two foxes, one lost", "model": "gpt-image-1", "size": "1024x1024",
+            "quality": "low", "n": 2, "preview": "none", "wait": False}
+    results: dict[str, Any] = {}
+    async with mcp_client(settings) as a, mcp_client(settings) as b:
+        job_id = (await a.call_tool("generate_image", args)).structured_content["job_id"]
+
+        async def wait_in(name: str, client: Any) -> None:
+            results[name] = (await client.call_tool(
+                "fetch_job", {"job_id": job_id, "wait": True})).structured_content
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_in, "a", a)
+            tg.start_soon(wait_in, "b", b)
+    owner = results["a"]
+    assert owner["status"] == "partial" and owner["usage"], owner
+    assert [m["index"] for m in owner["missing"]] == [1]
+    assert results["b"] == owner

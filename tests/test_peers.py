@@ -375,3 +375,18 @@ async def test_a_partial_result_with_usage_reads_the_same_in_another_server(
     assert owner["status"] == "partial" and owner["usage"], owner
     assert [m["index"] for m in owner["missing"]] == [1]
     assert results["b"] == owner
+
+
+async def test_the_dedupe_window_applies_across_servers(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = make_server_settings(emulator.base_url, tmp_path, dedupe_window_seconds=60)
+    args = {"prompt": "a fox in a window", **DALLE2}
+    async with mcp_client(settings) as a, mcp_client(settings) as b:
+        first = (await a.call_tool("generate_image", args)).structured_content
+        again = (await b.call_tool("generate_image", args)).structured_content
+        fresh = (await b.call_tool("generate_image", {**args, "dedupe": False}))
+    assert again["images"] == first["images"]
+    assert "identical call" in (again["message"] or "")
+    assert fresh.structured_content["images"] != first["images"]
+    assert len(emulator.api_requests("E1")) == 2

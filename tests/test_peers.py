@@ -390,3 +390,32 @@ async def test_the_dedupe_window_applies_across_servers(
     assert "identical call" in (again["message"] or "")
     assert fresh.structured_content["images"] != first["images"]
     assert len(emulator.api_requests("E1")) == 2
+
+
+async def test_a_server_stopping_cleanly_hands_its_4o_jobs_over_at_once(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.job_seconds = 0.5
+    long_lease = make_server_settings(emulator.base_url, tmp_path, lease_seconds=60)
+    sweeping = make_server_settings(emulator.base_url, tmp_path, lease_seconds=60,
+                                    lease_renew_seconds=0.2)
+    async with mcp_client(sweeping) as b:
+        async with mcp_client(long_lease) as a:
+            submitted = await a.call_tool("gpt4o_image", {"prompt": "draw a handed-over cup",
+                                                          "wait": False})
+            job_id = submitted.structured_content["job_id"]
+            await anyio.sleep(1.0)  # A alive, its lease long: B leaves the job alone
+            untouched = await read_json(b, f"ttapi://jobs/{job_id}")
+        started = time.monotonic()  # A stopped: its claims are given back, not left to expire
+
+        async def saved() -> Any:
+            row = await read_json(b, f"ttapi://jobs/{job_id}")
+            return row if row["image_uris"] else None
+
+        with anyio.fail_after(10):
+            while not (row := await saved()):
+                await anyio.sleep(0.05)
+    assert untouched["status"] == "SUBMITTED" and untouched["collector_id"] is None
+    assert time.monotonic() - started < 10  # far less than A's 60 s lease
+    assert row["status"] == "SUCCESS"
+    assert len(emulator.api_requests("download")) == 1

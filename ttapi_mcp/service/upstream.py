@@ -6,9 +6,19 @@ one at a time polls TTAPI for such a job and downloads its result: the one holdi
 job's collector claim (:meth:`ImageStore.claim_collector`, keyed by job id alone, with a
 lease so a dead collector is replaced). The others follow the row.
 
-A route makes its jobs recoverable by registering how to resume watching one:
-``register_upstream_kind("4o", resume_4o)``. The sweep (:mod:`.recovery`) calls it for
-every open job of that kind whose owner and collector are both gone.
+A new asynchronous route gets the same behaviour by following :mod:`.collect4o`:
+
+1. record the job with ``store.start_job(job_id, kind, ...)`` as soon as TTAPI returns its
+   id (this server owns it; its lease is renewed while the server lives);
+2. watch it as a :class:`~.runner.LiveJob` whose id is the upstream id (not ``local-``):
+   the lease keeper then renews the job's collector claim, and its ``finish`` calls
+   ``store.release_collector``;
+3. before each poll, hold the claim (``store.claim_collector``); without it, follow the
+   row (:class:`.crossproc.StoreWatch`) until it is finished or the claim is free; check
+   the claim again right before downloading (raise :class:`CollectedElsewhere` if lost);
+4. register how to resume watching one: ``register_upstream_kind("4o", resume_4o)``. The
+   sweep (:mod:`.recovery`) calls it for every open job of that kind whose owner and
+   collector are both gone (import the module from :mod:`.recovery` so it registers).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ How a waiter learns the store changed, measured (bench/RESULTS.md): a query cost
 costs the same (it takes the same hop); a ``stat`` of the WAL file costs 4 us on the event
 loop. So the waiter stats every ``store_poll_seconds`` and queries only when the file
 changed, and at least every :data:`REREAD_SECONDS` in case a coarse file clock hid one.
+Right after a change it looks again within :data:`QUICK_SECONDS` (a job's images commit
+just before its row): a median of 20 ms from the owner's commit to the waiter's answer.
 
 Cancelling such a wait stops only the wait: the job is not this process's to stop.
 """

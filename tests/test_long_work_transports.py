@@ -81,7 +81,7 @@ async def test_restart_after_sigkill_resumes_4o_jobs_and_flags_cut_off_local_job
 ) -> None:
     emulator.options.latency_seconds = 1.0
     emulator.options.job_seconds = 2.0
-    env = _server_env(emulator, tmp_path)
+    env = _server_env(emulator, tmp_path, TTAPI_LEASE_SECONDS="1")
     database = tmp_path / "db.sqlite3"
     proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/")
@@ -105,6 +105,7 @@ async def test_restart_after_sigkill_resumes_4o_jobs_and_flags_cut_off_local_job
         proc.wait(10)
     assert _job_status(database, "generate") == "running"
     assert _job_status(database, "4o") == "SUBMITTED"
+    time.sleep(1.2)  # the killed server's leases run out: its jobs are now anyone's
 
     emulator.options.latency_seconds = 0
     settings = make_server_settings(emulator.base_url, tmp_path, output_dir=tmp_path / "out",

@@ -262,4 +262,37 @@ async def test_neither_the_key_nor_access_tokens_leave_a_signed_in_http_server(
     for secret in (CANARY, *tokens):
         for text in (*answers, stderr):
             assert secret not in text
+
+
+@pytest.mark.anyio
+async def test_canary_key_never_reaches_another_server_through_the_shared_store(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What one server writes for the others (owner, phase, errors, leases) holds no key,
+    and what the other server answers from those rows holds none either."""
+    settings = make_server_settings(emulator.base_url, tmp_path, api_key=SecretStr(CANARY),
+                                    lease_seconds=1, lease_renew_seconds=0.2,
+                                    store_poll_seconds=0.05)
+    caplog.set_level(logging.DEBUG)
+    emulator.options.latency_seconds = 1.0
+    emulator.options.job_seconds = 1.0
+    seen: list[str] = []
+    with anyio.fail_after(60):
+        async with mcp_client(settings) as a, mcp_client(settings) as b:
+            local = await a.call_tool("generate_image", {"prompt": "x", "model": "dall-e-2",
+                                                         "size": "256x256", "wait": False})
+            job = await a.call_tool("gpt4o_image", {"prompt": "draw x", "wait": False})
+            emulator.add_fault(Fault(route="E5", status=400, message=f"bad key {CANARY}",
+                                     code=CANARY))
+            for submitted in (local, job):
+                job_id = submitted.structured_content["job_id"]
+                for client in (b, a):
+                    result = await client.call_tool("fetch_job", {"job_id": job_id,
+                                                                  "wait": True})
+                    seen.append(str(result.content) + str(result.structured_content))
+                    for uri in (f"ttapi://jobs/{job_id}", "ttapi://jobs"):
+                        seen.append(str((await client.read_resource(uri)).contents))
+    assert any("fetch" in s or "completed" in s for s in seen)
+    assert not [s for s in seen if CANARY in s]
+    assert CANARY not in caplog.text
     assert _files_containing_canary(tmp_path) == []

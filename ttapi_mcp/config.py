@@ -98,6 +98,19 @@ class Settings(BaseModel):
     dedupe_window_seconds: float = Field(
         0.0, ge=0, description="Reuse an identical call's result this long after it ends."
     )
+    # Several servers on one store: leases on jobs, and waiting for another server's job.
+    lease_seconds: float = Field(
+        30.0, ge=0.5, le=3600, description="A server's claim on a job lasts this long unless "
+        "renewed; after it, other servers take the job over."
+    )
+    lease_renew_seconds: float = Field(
+        5.0, gt=0, le=600, description="How often leases are renewed and jobs of gone servers "
+        "looked for (at most a third of lease_seconds)."
+    )
+    store_poll_seconds: float = Field(
+        0.1, gt=0, le=5.0, description="How often a call waiting for another server's job "
+        "checks the store."
+    )
     public_base_url: str | None = Field(
         None, description="Public origin of the HTTP server, for TTAPI's 4o job hooks."
     )

@@ -150,11 +150,13 @@ class TTAPIServer(MCPServer[Startup]):
             # (importing holds the GIL only in short slices).
             await anyio.to_thread.run_sync(_load_services)
             from ttapi_mcp.service import Services
+            from ttapi_mcp.service.peers import join_peers
             from ttapi_mcp.service.recovery import recover_jobs
             from ttapi_mcp.service.runner import JobRunner
             from ttapi_mcp.store import ImageStore
 
-            store = ImageStore(settings.output_dir, settings.store_path)
+            store = ImageStore(settings.output_dir, settings.store_path,
+                               lease_seconds=settings.lease_seconds)
             async with store:
                 removed = await store.cleanup_temp_files()
                 if removed:
@@ -170,6 +172,7 @@ class TTAPIServer(MCPServer[Startup]):
                                             runner=runner, hook_base_url=self.hook_base_url)
                         if client is not None:
                             await recover_jobs(services)
+                        join_peers(services, tg)  # leases, phases, the periodic sweep
                         startup.set(services)
                         try:
                             await anyio.sleep_forever()

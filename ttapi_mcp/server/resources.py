@@ -95,7 +95,7 @@ async def jobs_json(services: Services) -> str:
         running = live.get(record.job_id)
         rows.append({
             "job_id": record.job_id, "kind": record.kind, "status": record.status,
-            "phase": running.phase if running is not None else None,
+            "phase": running.phase if running is not None else record.phase,
             "prompt": (record.prompt or "")[:120], "message": record.message,
             "created_at": record.created_at, "finished_at": record.finished_at,
             "uri": f"{JOB_PREFIX}{record.job_id}",

@@ -128,7 +128,8 @@ GPT4O_DESC = (
 )
 FETCH_DESC = (
     "Collect a job whose call answered 'pending': a generate_image/edit_image job of this "
-    "server ('local-...') or a GPT-4o image job (UUID). Returns the saved images when done, "
+    "server, or of another server on the same store ('local-...'), or a GPT-4o image job "
+    "(UUID). Returns the saved images when done, "
     "the reason when it failed, or 'pending' again; with wait=true it waits up to the wait "
     "budget first. Images are downloaded and saved only once: later calls return the saved "
     "files. Works for any 4o job id TTAPI knows, including jobs submitted elsewhere."

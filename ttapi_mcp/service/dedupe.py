@@ -5,7 +5,8 @@ Two calls are the same when the tool, the effective arguments (defaults filled i
 presentation-only ones left out) and the input images *by content* (sha256 of the
 resolved bytes, so a path and a ttapi:// URI of one image match) are the same.
 
-While the first job runs, the second call waits for it. With ``dedupe_window_seconds``
+While the first job runs, in this server or another one on the same store, the second
+call waits for it (see :meth:`ImageStore.start_job`). With ``dedupe_window_seconds``
 above 0, a call within that many seconds after an identical job *succeeded* gets its
 result too (found in the job table, so it works across restarts). Callers who really
 want a second, different draw pass ``dedupe=false``.
@@ -25,7 +26,6 @@ from ttapi_mcp.store import ImageStore, JobRecord
 from ttapi_mcp.store.files import sha256_file
 
 PRESENTATION_ONLY = frozenset({"preview", "wait", "dedupe"})
-_RECENT_JOBS_SCANNED = 200
 
 
 def call_key(tool: str, args: dict[str, Any], input_hashes: list[str] | None = None) -> str:
@@ -42,17 +42,8 @@ async def file_hashes(paths: list[Path]) -> list[str]:
 
 
 async def recent_success(store: ImageStore, key: str, window: float) -> JobRecord | None:
-    """The newest succeeded local job with this key that ended within ``window`` seconds."""
+    """The newest succeeded job with this key that ended within ``window`` seconds, in
+    any server on this store (found by the indexed ``dedupe_key`` column)."""
     if window <= 0:
         return None
-    since = time.time() - window
-    for record in await store.list_jobs(_RECENT_JOBS_SCANNED):
-        args = record.request_args or {}
-        if (
-            args.get("dedupe_key") == key
-            and record.status == "succeeded"
-            and record.image_ids
-            and (record.finished_at or 0) >= since
-        ):
-            return record
-    return None
+    return await store.recent_success(key, time.time() - window)

@@ -9,45 +9,34 @@ from __future__ import annotations
 
 import logging
 import re
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 
-from ttapi_mcp.api import FourOJob, FourOSubmitRequest, TTAPIError
-from ttapi_mcp.api.errors import NotFoundError
+from ttapi_mcp.api import FourOSubmitRequest, TTAPIError
 from ttapi_mcp.store import JobRecord
 
-from .common import (
-    ProgressFn,
-    SaveContext,
-    ServiceError,
-    Services,
-    no_progress,
-    save_one,
-    to_saved,
-    upstream_error,
+from .collect4o import (
+    MODEL_4O,
+    UnknownJobError,
+    check_once,
+    pending_result,
+    row_result,
+    watch_4o,
 )
-from .hooks import bind_hook, new_hook, redact_hook_url
+from .common import ProgressFn, ServiceError, Services, no_progress, upstream_error
+from .hooks import bind_hook, new_hook
 from .localjobs import fetch_local
 from .progress import ticking
-from .results import ImageToolResult, NextCall, SavedImage
-from .runner import LiveJob, is_local
+from .results import ImageToolResult
+from .runner import is_local
 
 log = logging.getLogger("ttapi_mcp.service")
 
-MODEL_4O = "gpt-4o-image"
 PROMPT_MAX = 32000
 REFER_IMAGES_MAX = 16
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-WATCH_MAX_SECONDS = 6 * 3600.0
-"""A 4o job is watched at most this long; fetch_job can still collect it later."""
-WATCH_MAX_FAILURES = 20
-
-
-class UnknownJobError(ServiceError):
-    """TTAPI answered 404 for the job id."""
 
 
 def _check_url(name: str, value: str, problems: list[str]) -> None:
@@ -74,25 +63,6 @@ def _validate_submit(prompt: str, refer_images: list[str], hook_url: str | None)
     if hook_url is not None:
         _check_url("hook_url", hook_url, problems)
     return problems
-
-
-def _quota(job: FourOJob) -> float | None:
-    return float(job.quota) if isinstance(job.quota, Decimal) else None
-
-
-def pending_result(job_id: str, job_status: str, params: dict[str, Any]) -> ImageToolResult:
-    return ImageToolResult(
-        status="pending",
-        model=MODEL_4O,
-        parameters=params,
-        job_id=job_id,
-        job_status=job_status,
-        message=(
-            f"The job is still running upstream and is recorded here. Call "
-            f"fetch_job(job_id={job_id!r}, wait=true) to wait for it and get the image."
-        ),
-        next_call=NextCall(tool="fetch_job", arguments={"job_id": job_id, "wait": True}),
-    )
 
 
 async def submit_gpt4o(
@@ -142,8 +112,9 @@ async def submit_gpt4o(
             bind_hook(services, own_hook[1], job_id)
             recorded.update(hook_id=own_hook[1], hook_sha256=own_hook[2])
         with anyio.CancelScope(shield=True):
-            await services.store.upsert_job(
-                job_id, "4o", prompt, "SUBMITTED", request_args=recorded
+            await services.store.start_job(
+                job_id, "4o", prompt, "SUBMITTED", request_args=recorded,
+                phase="submitted to TTAPI",
             )
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
@@ -172,16 +143,15 @@ async def fetch_job(
             return await fetch_local(services, job_id, wait, ticker)
         record = await services.store.get_job(job_id)
         params = _params_of(record)
-        if record is not None and record.status == "SUCCESS" and record.image_ids:
-            return await _stored_result(services, record, params)
-        if record is not None and record.status == "FAILED":
-            return _failed_result(job_id, record.message, params, None)
+        done = await row_result(services, record, params)
+        if done is not None:
+            return done
         runner = services.require_runner()
         watcher = runner.find(job_id)
         if watcher is None or not wait:
-            job = await _fetch_once(services, job_id)
-            if job.is_terminal or not wait:
-                return await _settle(services, job, params)
+            checked = await check_once(services, job_id, record, params)
+            if checked.status != "pending" or not wait:
+                return checked
         watcher = watch_4o(services, job_id, params, settings.poll_interval)
         return await runner.wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
@@ -195,170 +165,4 @@ def _params_of(record: JobRecord | None) -> dict[str, Any]:
     return {k: v for k, v in record.request_args.items() if k not in hidden}
 
 
-async def _fetch_once(services: Services, job_id: str) -> FourOJob:
-    client = services.require_client()
-    try:
-        job = await client.fetch_4o(job_id)
-    except NotFoundError:
-        raise UnknownJobError(
-            f"TTAPI does not know job {job_id!r}. Check the id: it is the job_id returned by "
-            "gpt4o_image (a UUID)."
-        ) from None
-    except TTAPIError as exc:
-        raise ServiceError(_fetch_failed(job_id, exc)) from None
-    upstream = job.model_dump(mode="json", by_alias=True)
-    upstream["hookUrl"] = redact_hook_url(job.hook_url)  # our hook URL carries a token
-    await services.store.upsert_job(
-        job_id, "4o", job.prompt, job.status, message=job.message, upstream=upstream
-    )
-    return job
-
-
-def _fetch_failed(job_id: str, exc: TTAPIError) -> str:
-    """A failed status check must not read as a failed (or unbilled) job.
-
-    The job was submitted and may still finish and be billed; an agent told only that
-    "nothing was billed" would submit it again and pay twice.
-    """
-    return (
-        f"{exc} Only the status check failed: job {job_id} itself is not lost; it keeps "
-        "running upstream (and is billed if it succeeds). Do not submit it again: call "
-        f"fetch_job(job_id={job_id!r}, wait=true) to check it again."
-    )
-
-
-async def _settle(services: Services, job: FourOJob, params: dict[str, Any]) -> ImageToolResult:
-    if job.status == "FAILED":
-        return _failed_result(job.job_id, job.message, params, _quota(job))
-    if job.status != "SUCCESS":
-        return pending_result(job.job_id, job.status, params)
-    return await _save_job_image(services, job, params)
-
-
-async def _save_job_image(
-    services: Services, job: FourOJob, params: dict[str, Any]
-) -> ImageToolResult:
-    """Download the result once; concurrent callers wait for the first download."""
-    async with services.job_lock(job.job_id):
-        record = await services.store.get_job(job.job_id)
-        if record is not None and record.image_ids:
-            return await _stored_result(services, record, params)
-        if not job.image_url:
-            raise ServiceError(
-                f"TTAPI reports job {job.job_id} as SUCCESS but gives no image URL; "
-                "try fetch_job again later."
-            )
-        ctx = SaveContext(
-            model=MODEL_4O, prompt=job.prompt or str(params.get("prompt", "")),
-            parameters={k: v for k, v in params.items() if k != "prompt"}, job_id=job.job_id,
-        )
-        try:
-            stored = await save_one(services, ctx, b64=None, url=job.image_url)
-        except (TTAPIError, ValueError, OSError) as exc:
-            raise ServiceError(
-                f"Job {job.job_id} succeeded but its image could not be saved: {exc} "
-                "Call fetch_job again to retry the download."
-            ) from None
-        await services.store.update_job(job.job_id, status="SUCCESS", image_ids=[stored.id])
-    return ImageToolResult(
-        status="completed", model=MODEL_4O, parameters=params,
-        images=[to_saved(stored, 0)], quota=_quota(job), job_id=job.job_id, job_status="SUCCESS",
-    )
-
-
-async def _stored_result(
-    services: Services, record: JobRecord, params: dict[str, Any]
-) -> ImageToolResult:
-    images: list[SavedImage] = []
-    for index, image_id in enumerate(record.image_ids):
-        stored = await services.store.get_image(image_id)
-        if stored is not None:
-            images.append(to_saved(stored, index))
-    quota = (record.upstream or {}).get("quota")
-    return ImageToolResult(
-        status="completed", model=MODEL_4O, parameters=params, images=images,
-        quota=float(quota) if isinstance(quota, (int, float, str)) and _is_number(quota) else None,
-        job_id=record.job_id, job_status="SUCCESS",
-        message="Already downloaded earlier; returning the saved image.",
-    )
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _failed_result(
-    job_id: str, message: str | None, params: dict[str, Any], quota: float | None
-) -> ImageToolResult:
-    return ImageToolResult(
-        status="failed", model=MODEL_4O, parameters=params, job_id=job_id, job_status="FAILED",
-        quota=quota, message=message or "TTAPI gave no reason",
-    )
-
-
-def watch_4o(
-    services: Services, job_id: str, params: dict[str, Any], first_delay: float
-) -> LiveJob:
-    """The job's background watcher, started if none runs: polls until the job ends,
-    then saves its image once. A hook for the job wakes it at once (``LiveJob.poke``).
-
-    Watchers run for jobs someone waits for (they keep going when the caller's budget
-    ends), for jobs resumed after a restart and for jobs whose hook arrived; a job
-    submitted with wait=false is fetched when the caller asks (or its hook comes)."""
-    runner = services.require_runner()
-    live = runner.find(job_id)
-    if live is not None:
-        return live
-    job = LiveJob(job_id=job_id, kind="4o", model=MODEL_4O, committed=True)
-    job.upstream_status, job.phase = "SUBMITTED", "submitted to TTAPI"
-
-    async def work(job: LiveJob) -> ImageToolResult:
-        return await _poll(services, job, params, first_delay)
-
-    async def finish(job: LiveJob) -> None:
-        """Nothing to add: each poll and the save already updated the job's row."""
-
-    return runner.start(job, work, finish)
-
-
-async def _poll(
-    services: Services, job: LiveJob, params: dict[str, Any], first_delay: float
-) -> ImageToolResult:
-    settings = services.settings
-    deadline = anyio.current_time() + WATCH_MAX_SECONDS
-    delay, interval = first_delay, settings.poll_interval
-    failures = 0
-    while anyio.current_time() < deadline:
-        with anyio.move_on_after(delay):
-            await job.wake.wait()
-        job.wake = anyio.Event()
-        record = await services.store.get_job(job.job_id)
-        if record is not None and record.status == "SUCCESS" and record.image_ids:
-            return await _stored_result(services, record, params)
-        try:
-            upstream = await _fetch_once(services, job.job_id)
-        except UnknownJobError:
-            raise
-        except ServiceError as exc:
-            failures += 1
-            if job.waiters or failures >= WATCH_MAX_FAILURES:
-                # Someone waits: they get this error, which says how to check again (as a
-                # status check of their own would); nobody waits: keep trying, backing off.
-                raise
-            log.warning("polling 4o job %s failed (%d): %s", job.job_id, failures, exc)
-            delay = min(interval * 2, settings.poll_max_interval)
-            continue
-        job.upstream_status = upstream.status
-        if upstream.is_terminal:
-            job.set_phase(f"TTAPI job {upstream.status}; downloading")
-            return await _settle(services, upstream, params)
-        job.set_phase(f"TTAPI job {upstream.status}")
-        delay, interval = interval, min(interval * 1.5, settings.poll_max_interval)
-    raise ServiceError(
-        f"Stopped watching job {job.job_id} after {WATCH_MAX_SECONDS / 3600:.0f} hours; "
-        "call fetch_job later to check it."
-    )
+__all__ = ["MODEL_4O", "UnknownJobError", "fetch_job", "submit_gpt4o", "watch_4o"]

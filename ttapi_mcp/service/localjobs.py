@@ -9,6 +9,7 @@ row, so it works after a restart too.
 
 from __future__ import annotations
 
+import itertools
 import time
 from contextlib import AsyncExitStack
 from typing import Any
@@ -18,10 +19,11 @@ import anyio
 from ttapi_mcp.store import JobRecord
 
 from .common import ServiceError, Services, to_saved
+from .crossproc import follow_row, row_phase
 from .dedupe import recent_success
 from .progress import Ticker
 from .results import ImageToolResult, MissingImage, NextCall
-from .runner import LiveJob, Work, args_without_secrets, new_local_id
+from .runner import LiveJob, Work, args_without_secrets, interrupted_message, new_local_id
 
 RESULT_STATUS = {"completed": "succeeded", "partial": "partial"}
 
@@ -42,8 +44,9 @@ async def run_local(
 ) -> ImageToolResult:
     """Start (or attach to an identical) job, then wait for it within the budget.
 
-    ``cleanup`` (e.g. temporary input files) belongs to the job once it starts, and is
-    closed here when no job is started.
+    An identical job may run in this process (attach to it here) or in another server on
+    the same store (attach through its row). ``cleanup`` (e.g. temporary input files)
+    belongs to the job once it starts, and is closed here when no job is started.
     """
     runner = services.require_runner()
     budget = services.settings.wait_budget_seconds if wait else 0.0
@@ -61,15 +64,21 @@ async def run_local(
     if job is not None:
         await _close(cleanup)
         ticker.set(f"identical call already running as job {job.job_id}; attaching to it")
-    else:
-        job = LiveJob(
-            job_id=new_local_id(), kind=kind, model=model, dedupe_key=key if dedupe else None
+        return await runner.wait(job, ticker, budget, local_pending)
+    job = LiveJob(job_id=new_local_id(), kind=kind, model=model,
+                  dedupe_key=key if dedupe else None)
+    recorded = {**args_without_secrets(args), "dedupe_key": key}
+    with anyio.CancelScope(shield=True):
+        started, created = await services.store.start_job(
+            job.job_id, kind, prompt, "running", request_args=recorded,
+            dedupe_key=key if dedupe else None, phase=job.phase,
         )
-        recorded = {**args_without_secrets(args), "dedupe_key": key}
-        with anyio.CancelScope(shield=True):
-            await services.store.upsert_job(job.job_id, kind, prompt, "running",
-                                            request_args=recorded)
-        runner.start(job, work, lambda j: finish_local(services, j), cleanup)
+    if not created:  # another server runs this very call: wait for it through its row
+        await _close(cleanup)
+        ticker.set(f"identical call already running as job {started.job_id} in another "
+                   "server; attaching to it")
+        return await wait_elsewhere(services, started.job_id, ticker, budget)
+    runner.start(job, work, lambda j: finish_local(services, j), cleanup)
     return await runner.wait(job, ticker, budget, local_pending)
 
 
@@ -101,29 +110,36 @@ async def finish_local(services: Services, job: LiveJob) -> None:
 
 
 def local_pending(job: LiveJob) -> ImageToolResult:
+    return _pending(job.job_id, job.model, job.phase)
+
+
+def _pending(job_id: str, model: str, phase: str) -> ImageToolResult:
     return ImageToolResult(
         status="pending",
-        model=job.model,
-        job_id=job.job_id,
+        model=model,
+        job_id=job_id,
         job_status="running",
         message=(
-            f"Still working ({job.phase}). The job continues in the background and its images "
-            f"are saved when they arrive: call fetch_job(job_id={job.job_id!r}, wait=true) to "
+            f"Still working ({phase}). The job continues in the background and its images "
+            f"are saved when they arrive: call fetch_job(job_id={job_id!r}, wait=true) to "
             "wait for it again. Do not repeat the original call: that could pay twice."
         ),
-        next_call=NextCall(tool="fetch_job", arguments={"job_id": job.job_id, "wait": True}),
+        next_call=NextCall(tool="fetch_job", arguments={"job_id": job_id, "wait": True}),
     )
 
 
 async def result_from_record(services: Services, record: JobRecord) -> ImageToolResult:
     """A finished local job's result, rebuilt from its row and its saved images."""
     upstream = record.upstream or {}
+    missing = [MissingImage.model_validate(m) for m in upstream.get("missing") or []]
+    lost = {m.index for m in missing}
+    positions = (i for i in itertools.count() if i not in lost)  # as in the upstream answer
     images = []
-    for index, image_id in enumerate(record.image_ids):
+    for image_id in record.image_ids:
+        index = next(positions)
         stored = await services.store.get_image(image_id)
         if stored is not None:
             images.append(to_saved(stored, index))
-    missing = [MissingImage.model_validate(m) for m in upstream.get("missing") or []]
     ok = record.status in ("succeeded", "partial") and images
     return ImageToolResult(
         status=("partial" if missing else "completed") if ok else "failed",
@@ -137,11 +153,12 @@ async def result_from_record(services: Services, record: JobRecord) -> ImageTool
 async def fetch_local(
     services: Services, job_id: str, wait: bool, ticker: Ticker
 ) -> ImageToolResult:
-    """fetch_job for a local id: wait on the live job, or read the finished row."""
+    """fetch_job for a local id: wait on the live job, or follow the row of a job another
+    server runs, or read the finished row."""
     runner = services.require_runner()
+    budget = services.settings.wait_budget_seconds if wait else 0.0
     live = runner.find(job_id)
     if live is not None:
-        budget = services.settings.wait_budget_seconds if wait else 0.0
         live.promised = True
         try:
             return await runner.wait(live, ticker, budget, local_pending)
@@ -150,12 +167,35 @@ async def fetch_local(
     record = await services.store.get_job(job_id)
     if record is None:
         raise ServiceError(
-            f"No job {job_id!r} is recorded on this server. Local job ids come from "
-            "generate_image or edit_image results of this server."
+            f"No job {job_id!r} is recorded in this server's store. Local job ids come from "
+            "generate_image or edit_image results of a server using the same store."
         )
-    if record.status == "running":  # left by a server that stopped without recording it
-        return ImageToolResult(
-            status="failed", model="", job_id=job_id, job_status="interrupted",
-            message="The job is not running any more and its end was never recorded.",
-        )
+    if record.status == "running" and live is None:
+        return await wait_elsewhere(services, job_id, ticker, budget)
+    return await result_from_record(services, record)
+
+
+async def wait_elsewhere(
+    services: Services, job_id: str, ticker: Ticker, budget: float
+) -> ImageToolResult:
+    """Wait for a running local job this process does not run, through its row.
+
+    Its owner may be another live server (then wait, within the budget), or gone (its
+    lease ran out: the job is marked interrupted, exactly as the periodic sweep would).
+    """
+    store = services.store
+    record = await store.get_job(job_id)
+    if record is not None and record.status == "running":
+        if record.owner_id == store.owner.instance_id:  # ours, but no longer running here
+            await store.update_job(job_id, status="interrupted",
+                                   message=interrupted_message(job_id))
+        else:
+            await store.interrupt_if_expired(job_id, interrupted_message(job_id))
+        record = await follow_row(services, job_id, ticker, budget,
+                                  lambda r: r.status != "running")
+    if record is None:
+        raise ServiceError(f"No job {job_id!r} is recorded on this server.")
+    if record.status == "running":
+        return _pending(job_id, str((record.request_args or {}).get("model") or ""),
+                        row_phase(record))
     return await result_from_record(services, record)

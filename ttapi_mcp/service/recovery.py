@@ -1,51 +1,67 @@
-"""What a starting server does about jobs the previous process left unfinished.
+"""Jobs whose server is gone: found by their expired leases, at start and periodically.
 
-- TTAPI 4o jobs live upstream, so they are simply watched again (in the background):
-  their image is saved on SUCCESS, exactly as if the server had never stopped. Their
-  hooks are re-armed, since only the token's digest was needed to check them.
-- Local generate/edit jobs ran *in* the previous process: their HTTP request died with
-  it. TTAPI may still have completed and billed it, but its answer is gone, so they
-  are marked ``interrupted`` with a message that says so, rather than left "running".
+Several servers may share one store, so a job is only recovered when its owner's lease
+(and, for an upstream job, its collector's) has run out: a job whose owner is alive is
+never touched. What recovery does depends on where the work lives:
+
+- Upstream jobs (TTAPI's own, e.g. GPT-4o) live at TTAPI, so they are simply watched again
+  (in the background), by whichever server takes their collector claim: their image is
+  saved on SUCCESS, exactly as if their server had never stopped. Their hooks are
+  re-armed, since only the token's digest was needed to check them. Each route registers
+  how to resume its kind (:mod:`.upstream`).
+- Local generate/edit jobs ran *in* their server: their HTTP request died with it. TTAPI
+  may still have completed and billed it, but its answer is gone, so they are marked
+  ``interrupted`` with a message that says so, rather than left "running".
 """
 
 from __future__ import annotations
 
 import logging
 
+from ttapi_mcp.store import JobRecord
+
 from .common import Services
 from .hooks import restore_hook
 from .jobs import watch_4o
 from .runner import interrupted_message, is_local
+from .upstream import register_upstream_kind, resume_for
 
 log = logging.getLogger("ttapi_mcp.service")
 
-UPSTREAM_TERMINAL = frozenset({"SUCCESS", "FAILED"})
 SCANNED_JOBS = 1000
 
 
+def resume_4o(services: Services, record: JobRecord) -> None:
+    """Watch an unfinished GPT-4o job again, with its hook re-armed."""
+    args = dict(record.request_args or {})
+    hook_id, digest = args.pop("hook_id", None), args.pop("hook_sha256", None)
+    if isinstance(hook_id, str) and isinstance(digest, str):
+        restore_hook(services, hook_id, digest, record.job_id)
+    params = {k: v for k, v in args.items() if k != "request_id"}
+    watch_4o(services, record.job_id, params, 0.0)
+
+
+register_upstream_kind("4o", resume_4o)
+
+
 async def recover_jobs(services: Services) -> tuple[int, int]:
-    """Resume unfinished 4o jobs and close cut-off local ones; returns (resumed, interrupted)."""
+    """Resume upstream jobs and close cut-off local ones whose server is gone;
+    returns (resumed, interrupted)."""
     resumed = interrupted = 0
-    for record in await services.store.list_jobs(SCANNED_JOBS):
+    runner = services.require_runner()
+    for record in await services.store.expired_jobs(SCANNED_JOBS):
         if is_local(record.job_id):
-            if record.status == "running":
-                await services.store.update_job(
-                    record.job_id, status="interrupted", message=interrupted_message(record.job_id)
-                )
+            if record.status == "running" and await services.store.interrupt_if_expired(
+                record.job_id, interrupted_message(record.job_id)
+            ):
                 interrupted += 1
             continue
-        if record.kind != "4o" or record.status in UPSTREAM_TERMINAL and (
-            record.image_ids or record.status == "FAILED"
-        ):
+        resume = resume_for(record.kind)
+        if resume is None or services.client is None or runner.find(record.job_id):
             continue
-        args = dict(record.request_args or {})
-        hook_id, digest = args.pop("hook_id", None), args.pop("hook_sha256", None)
-        if isinstance(hook_id, str) and isinstance(digest, str):
-            restore_hook(services, hook_id, digest, record.job_id)
-        params = {k: v for k, v in args.items() if k != "request_id"}
-        watch_4o(services, record.job_id, params, 0.0)
+        resume(services, record)
         resumed += 1
     if resumed or interrupted:
-        log.info("restart: resumed %d 4o job(s), marked %d local job(s) interrupted",
+        log.info("recovery: resumed %d upstream job(s), marked %d local job(s) interrupted",
                  resumed, interrupted)
     return resumed, interrupted

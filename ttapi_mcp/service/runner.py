@@ -73,8 +73,19 @@ class LiveJob:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     wake: anyio.Event = field(default_factory=anyio.Event)
     tickers: set[Ticker] = field(default_factory=set)
+    on_phase: Callable[[LiveJob], None] | None = None
+    """Records a new phase in the job's row, so other processes can show it."""
+    noted_phase: str | None = None
 
     def set_phase(self, phase: str) -> None:
+        """This process's work moved on: say so to waiters here and in the row."""
+        self.show_phase(phase)
+        if self.on_phase is not None and phase != self.noted_phase:
+            self.noted_phase = phase
+            self.on_phase(self)
+
+    def show_phase(self, phase: str) -> None:
+        """Tell this process's waiters (e.g. a phase read from another process's row)."""
         self.phase = phase
         for ticker in list(self.tickers):
             ticker.poke()
@@ -110,6 +121,8 @@ class JobRunner:
         self.hooks: dict[str, HookEntry] = {}
         self.on_changed: Changed | None = None
         """Called with a job id whenever a job ends (the server publishes resources/updated)."""
+        self.on_phase: Callable[[LiveJob], None] | None = None
+        """Given to every job started here (see :attr:`LiveJob.on_phase`)."""
 
     def find(self, job_id: str) -> LiveJob | None:
         return self.live.get(job_id)
@@ -129,6 +142,7 @@ class JobRunner:
     ) -> LiveJob:
         """Run ``work`` in the background; ``finish`` records the outcome (shielded)."""
         self.live[job.job_id] = job
+        job.on_phase = job.on_phase or self.on_phase
         if job.dedupe_key:
             self._by_key[job.dedupe_key] = job
         self._tg.start_soon(self._run, job, work, finish, cleanup, name=job.job_id)

@@ -18,6 +18,8 @@ Design choices, and why:
   for the INSERT. WAL mode lets another process (a second server on the same folder,
   ``doctor``) read while we write.
 - **Versioned schema** via ``PRAGMA user_version`` (see :mod:`.db`).
+- **Several servers, one store.** Jobs are owned by leases and collected under claims
+  recorded in their rows (see :mod:`.leases`), never in one process's memory.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ..imagefacts import (
 )
 from . import files
 from .db import Database, dumps
+from .leases import LeasesMixin, Owner
 from .models import (
     SUMMARY_COLUMNS,
     ConsistencyReport,
@@ -66,13 +69,20 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin):
-    """The output folder and its SQLite database. Use ``async with ImageStore(...)``."""
+class ImageStore(RecordsMixin, LeasesMixin):
+    """The output folder and its SQLite database. Use ``async with ImageStore(...)``.
 
-    def __init__(self, output_dir: Path, database_path: Path) -> None:
+    ``lease_seconds``: how long this process's claims on jobs last unless renewed
+    (see :mod:`.leases`).
+    """
+
+    def __init__(self, output_dir: Path, database_path: Path, *,
+                 lease_seconds: float = 30.0) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.database_path = Path(database_path).expanduser().absolute()
         self._db = Database(self.database_path)
+        self.owner = Owner()
+        self.lease_seconds = lease_seconds
 
     async def open(self) -> None:
         """Create the folders if needed and open (and migrate) the database."""

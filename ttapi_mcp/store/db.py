@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -38,7 +40,29 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
     CREATE INDEX jobs_created ON jobs(created_at, job_id);
     """,
+    # Several servers on one store: who owns a job (until when), what it is doing, who
+    # collects an upstream job's result, and the dedupe key as an indexed column.
+    """
+    ALTER TABLE jobs ADD COLUMN owner_id TEXT;
+    ALTER TABLE jobs ADD COLUMN owner_host TEXT;
+    ALTER TABLE jobs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE jobs ADD COLUMN lease_until REAL;
+    ALTER TABLE jobs ADD COLUMN phase TEXT;
+    ALTER TABLE jobs ADD COLUMN collector_id TEXT;
+    ALTER TABLE jobs ADD COLUMN collector_until REAL;
+    ALTER TABLE jobs ADD COLUMN dedupe_key TEXT;
+    UPDATE jobs SET dedupe_key = json_extract(request_args, '$.dedupe_key')
+        WHERE request_args IS NOT NULL AND json_valid(request_args);
+    CREATE INDEX jobs_dedupe ON jobs(dedupe_key, status);
+    CREATE INDEX jobs_open ON jobs(lease_until)
+        WHERE finished_at IS NULL OR (status = 'SUCCESS' AND image_ids = '[]');
+    """,
 ]
+BUSY_TIMEOUT_SECONDS = 10.0
+"""SQLite's own wait for a lock held by another process, per statement."""
+BUSY_RETRY_SECONDS = 60.0
+"""How long a statement is retried while another process holds the write lock (on top
+of SQLite's own busy timeout): a caller never sees 'database is locked'."""
 
 
 def dumps(value: Any) -> str | None:
@@ -60,29 +84,51 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    def open_sync(self) -> None:
+    def open_sync(self, migrations: list[str] | None = None) -> None:
+        """Open, switch to WAL and apply the migrations (all of them unless given)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+        conn = sqlite3.connect(self.path, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_SECONDS)
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute("PRAGMA synchronous=FULL")
-            self._migrate(conn)
+            _retry_busy(lambda: self._migrate(conn, MIGRATIONS if migrations is None
+                                              else migrations))
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="ttapi-db")
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"database {self.path} has schema version {version}, newer than this release"
-                f" understands ({len(MIGRATIONS)}); upgrade ttapi-mcp or use another database_path"
-            )
-        for step in range(version, len(MIGRATIONS)):
-            conn.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version={step + 1}; COMMIT;")
+    def _migrate(self, conn: sqlite3.Connection, migrations: list[str]) -> None:
+        """Each step in one ``BEGIN IMMEDIATE`` transaction that re-reads the version, so
+        two servers starting at once on an old database upgrade it once."""
+        previous = conn.isolation_level
+        conn.isolation_level = None  # explicit transactions only, while migrating
+        try:
+            while True:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                    if version > len(MIGRATIONS):
+                        raise StoreError(
+                            f"database {self.path} has schema version {version}, newer than "
+                            f"this release understands ({len(MIGRATIONS)}); upgrade ttapi-mcp "
+                            "or use another database_path"
+                        )
+                    if version >= len(migrations):
+                        conn.execute("COMMIT")
+                        return
+                    for statement in _statements(migrations[version]):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={version + 1}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        finally:
+            conn.isolation_level = previous
 
     async def close(self) -> None:
         """Close after every statement already submitted has run."""
@@ -92,13 +138,15 @@ class Database:
             await _wait_shielded(thread.submit(conn.close))
             thread.shutdown(wait=False)
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, immediate: bool = False) -> T:
         """``fn(conn)`` in one transaction on the database thread; its result.
 
         A queued statement always runs, even when its caller is cancelled; a caller
         cancelled through anyio still waits for it, so it is never half-known whether it ran.
+        ``immediate`` takes the write lock first (``BEGIN IMMEDIATE``): for a claim that
+        reads, then writes what it read, with no other process writing in between.
         """
-        return await _wait_shielded(self._submit(fn))
+        return await _wait_shielded(self._submit(fn, immediate))
 
     def submit(self, fn: Callable[[sqlite3.Connection], object]) -> None:
         """Queue ``fn(conn)`` without waiting; a failure is logged, not raised.
@@ -108,7 +156,7 @@ class Database:
         """
         self._submit(fn).add_done_callback(_log_failure)
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def _submit(self, fn: Callable[[sqlite3.Connection], T], immediate: bool = False) -> Future[T]:
         conn, thread = self._conn, self._thread
         if conn is None or thread is None:
             raise RuntimeError("the image store is not open (never opened, or closed): use "
@@ -116,9 +164,50 @@ class Database:
 
         def transaction() -> T:
             with conn:
+                if immediate:
+                    conn.execute("BEGIN IMMEDIATE")
                 return fn(conn)
 
-        return thread.submit(transaction)
+        return thread.submit(_retry_busy, transaction)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _retry_busy(fn: Callable[[], T]) -> T:
+    """``fn()``, run again while another process holds the lock, for up to
+    :data:`BUSY_RETRY_SECONDS`.
+
+    SQLite's busy timeout already waits for a lock, but not in every case (a read
+    transaction that wants to write after another process wrote gets SQLITE_BUSY at once).
+    ``fn`` is a whole transaction, rolled back on failure, so running it again is safe.
+    """
+    deadline = time.monotonic() + BUSY_RETRY_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.debug("database busy, retrying in %.3f s", delay)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.2)
+
+
+def _statements(script: str) -> list[str]:
+    """A migration script split into its statements (for ``execute``, which takes one)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
 
 
 async def _wait_shielded(future: Future[T]) -> T:

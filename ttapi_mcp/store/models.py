@@ -101,6 +101,18 @@ class JobRecord(BaseModel):
     created_at: float
     updated_at: float
     finished_at: float | None = None
+    phase: str | None = Field(default=None, description="What the owner is doing now.")
+    owner_id: str | None = Field(default=None, description="Server instance running the job.")
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    lease_until: float | None = Field(
+        default=None, description="The owner's lease (epoch seconds): past it, the owner is gone."
+    )
+    collector_id: str | None = Field(
+        default=None, description="Server instance polling TTAPI for this job's result."
+    )
+    collector_until: float | None = None
+    dedupe_key: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:

@@ -93,7 +93,7 @@ COMMON = {
     "background": st.sampled_from(["transparent", "opaque", "auto"]),
     "output_format": st.sampled_from(["png", "jpeg", "webp"]),
     "output_compression": st.integers(0, 100),
-    "preview": st.sampled_from(["thumbnail", "full", "none"]),
+    "preview": st.sampled_from(["sheet", "thumbnail", "full", "none"]),
 }
 GENERATE = arguments(
     {"prompt": "a fuzzed fox", "model": "dall-e-2", "size": "256x256",

@@ -36,7 +36,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="TTAPI origin, e.g. https://api.ttapi.io")
     parser.add_argument("--output-dir", metavar="DIR", help="where images are saved")
     parser.add_argument("--database-path", metavar="PATH", help="SQLite store file")
-    parser.add_argument("--preview", choices=["thumbnail", "full", "none"],
+    parser.add_argument("--preview", choices=["sheet", "thumbnail", "full", "none"],
                         help="inline preview in tool results")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

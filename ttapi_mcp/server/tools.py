@@ -63,8 +63,10 @@ def _qualities_text(edit: bool) -> str:
 
 GPT_ONLY = "Only for gpt-image-* models; leave unset for DALL-E."
 PREVIEW_DESC = (
-    "Inline preview in the result: 'thumbnail' (small JPEG, WebP if transparent; default "
-    "from the server configuration), 'full' (the whole image inline; large), or 'none'. "
+    "Inline preview in the result: 'sheet' (one labelled grid of all images, each marked "
+    "with its index; a single image is a thumbnail; the usual default), 'thumbnail' (one "
+    "small JPEG per image, WebP if transparent), 'full' (the whole images inline; large), "
+    "or 'none'. "
     "The saved file and its ttapi://images/{id} resource link are always returned."
 )
 
@@ -166,7 +168,7 @@ async def _run(
     services = await services_of(ctx.request_context.lifespan_context)
     settings = services.settings
     mode = preview or settings.preview
-    edge = settings.thumbnail_size if mode == "thumbnail" else None
+    edge = settings.thumbnail_size if mode in ("thumbnail", "sheet") else None
     try:
         result = await action(services, progress_of(ctx), edge)
     except ServiceError as exc:

@@ -18,6 +18,7 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ttapi_mcp.catalog import MODELS
+from ttapi_mcp.server.apps import UI_META
 from ttapi_mcp.server.results import to_call_result
 from ttapi_mcp.server.startup import services_of
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode
@@ -180,7 +181,7 @@ def register_tools(server: MCPServer) -> None:
     """Declare the four tools on ``server``."""
 
     @server.tool(name="generate_image", title="Generate image", description=GENERATE_DESC,
-                 annotations=WRITES)
+                 annotations=WRITES, meta=UI_META)
     async def generate_image_tool(
         ctx: Context,
         prompt: PromptArg,
@@ -232,7 +233,7 @@ def register_tools(server: MCPServer) -> None:
             s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
-                 annotations=WRITES)
+                 annotations=WRITES, meta=UI_META)
     async def edit_image_tool(
         ctx: Context,
         prompt: PromptArg,
@@ -290,7 +291,7 @@ def register_tools(server: MCPServer) -> None:
             s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
-                 annotations=WRITES)
+                 annotations=WRITES, meta=UI_META)
     async def gpt4o_image_tool(
         ctx: Context,
         prompt: Annotated[
@@ -324,7 +325,8 @@ def register_tools(server: MCPServer) -> None:
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
         )
 
-    @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS)
+    @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS,
+                 meta=UI_META)
     async def fetch_job_tool(
         ctx: Context,
         job_id: Annotated[

@@ -226,8 +226,8 @@
     $("edit-prompt").focus();
   }
 
-  async function runEdit(event) {
-    event.preventDefault();
+  async function runEdit() {
+    if (!$("edit-prompt").value.trim()) { setStatus("Write what to change first.", true); return; }
     const args = { prompt: $("edit-prompt").value, images: [state.editImage], preview: "none" };
     if (state.editModel) args.model = state.editModel;
     await runTool("edit_image", args, "Editing…");
@@ -359,11 +359,16 @@
 
   // -- wiring ----------------------------------------------------------------------
   $("again").addEventListener("click", drawAgain);
-  $("edit").addEventListener("submit", runEdit);
+  // Buttons, not form submission: hosts sandbox the frame without allow-forms.
+  $("edit-run").addEventListener("click", runEdit);
   $("edit-cancel").addEventListener("click", () => { $("edit").hidden = true; });
   $("to-gallery").addEventListener("click", () => openGallery(false));
   $("to-viewer").addEventListener("click", () => showSection("viewer"));
-  $("filters").addEventListener("submit", (e) => { e.preventDefault(); openGallery(true); });
+  $("filter").addEventListener("click", () => openGallery(true));
+  $("filters").addEventListener("keydown", (e) => { if (e.key === "Enter") openGallery(true); });
+  for (const id of ["f-model", "f-tool", "f-since", "f-until"]) {
+    $(id).addEventListener("change", () => openGallery(true));
+  }
   $("more").addEventListener("click", morePages);
   $("close").addEventListener("click", () => { $("lightbox").hidden = true; $("full").src = ""; });
   new IntersectionObserver((entries) => {

@@ -116,6 +116,14 @@ class AppHost:
         await self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    async def decodable_images(self, selector: str) -> int:
+        """How many images under ``selector`` have a source that decodes to real pixels,
+        loaded or not yet (lazy tiles below the fold load only when scrolled to)."""
+        return int(await self.app.locator(selector).evaluate_all(
+            """els => Promise.all(els.map(e => { const i = new Image(); i.src = e.src;
+                 return i.decode().then(() => i.naturalWidth > 0, () => false); }))
+               .then(ok => ok.filter(Boolean).length)"""))
+
     async def decoded_images(self, selector: str) -> int:
         """How many images under ``selector`` in the app have decoded (not broken, not empty)."""
         return int(await self.app.locator(selector).evaluate_all(

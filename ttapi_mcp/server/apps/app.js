@@ -330,8 +330,9 @@
     g.cursor = page.next_cursor;
     g.done = !page.next_cursor;
     $("more").hidden = g.done;
-    $("g-status").textContent = `${g.count} shown${g.done ? "" : ", more below"}` +
-      (page.total !== undefined ? ` of ${page.total}` : "");
+    if (page.total !== undefined) g.total = page.total;
+    const of = g.total !== undefined ? ` of ${g.total}` : "";
+    $("g-status").textContent = `${g.count}${of} shown${g.done ? "" : ", more below"}`;
   }
 
   function openItem(item) {
@@ -342,7 +343,12 @@
     $("actions").hidden = true;
     if (item.job_id) {
       const jobButton = el("button", { textContent: "All images of this job", type: "button", id: "job-images" });
-      jobButton.addEventListener("click", () => { state.jobFilter = item.job_id; showJobFilter(); openGallery(true); });
+      jobButton.addEventListener("click", () => {
+        for (const id of ["q", "f-model", "f-tool", "f-since", "f-until"]) $(id).value = "";
+        state.jobFilter = item.job_id;
+        showJobFilter();
+        openGallery(true);
+      });
       $("meta").append(jobButton);
     }
   }

@@ -27,7 +27,9 @@ from . import VIEWER_URI
 from .page import app_html
 
 if TYPE_CHECKING:
-    from ttapi_mcp.service import Services
+    from ttapi_mcp.config import Settings
+    from ttapi_mcp.store import ImageStore
+    from ttapi_mcp.store.gallery import GalleryFilter
     from ttapi_mcp.thumbcache import ThumbCache
 
 READ_ONLY = ToolAnnotations(
@@ -38,13 +40,14 @@ APP_ONLY_TOOLS = frozenset({"app_images", "app_gallery", "show_gallery"})
 """Listed only to clients that negotiated Apps: without a page they are no use."""
 
 
-def thumb_cache(services: Services) -> ThumbCache:
+def thumb_cache(settings: Settings) -> ThumbCache:
+    """The thumbnail cache of a store: beside its database, never in the output folder."""
     from ttapi_mcp.thumbcache import ThumbCache
 
-    return ThumbCache(services.settings.store_path.parent / "thumbs")
+    return ThumbCache(settings.store_path.parent / "thumbs")
 
 
-async def _image_block(services: Services, image: Any, size: str) -> ImageContent:
+async def _image_block(cache: ThumbCache, image: Any, size: str) -> ImageContent:
     from ttapi_mcp.thumbcache import VIEWER_EDGE, VIEWER_MAX_B64
 
     path = Path(image.path)
@@ -53,10 +56,28 @@ async def _image_block(services: Services, image: Any, size: str) -> ImageConten
             data = await anyio.to_thread.run_sync(path.read_bytes)
             return ImageContent(type="image", data=base64.b64encode(data).decode("ascii"),
                                 mime_type=image.mime)
-        preview = await thumb_cache(services).get(image.id, path, VIEWER_EDGE, VIEWER_MAX_B64)
+        preview = await cache.get(image.id, path, VIEWER_EDGE, VIEWER_MAX_B64)
     except (OSError, ValueError) as exc:
         raise ToolError(f"image {image.id} cannot be read from {path.name}: {exc}") from None
     return ImageContent(type="image", data=preview.data_b64, mime_type=preview.mime)
+
+
+async def images_result(
+    store: ImageStore, cache: ThumbCache, image_ids: list[str], size: str
+) -> CallToolResult:
+    """Large previews or the files themselves, with what the store knows of each."""
+    records = []
+    for image_id in image_ids:
+        image = await store.get_image(image_id)
+        if image is None:
+            raise ToolError(f"no image with id {image_id!r} in this server's store; ids come "
+                            "from a tool result or the gallery")
+        records.append(image)
+    blocks: list[ContentBlock] = [await _image_block(cache, im, size) for im in records]
+    info = [{"id": im.id, "prompt": im.prompt, "model": im.model, "job_id": im.job_id,
+             "revised_prompt": im.revised_prompt, "created_at": im.created_at}
+            for im in records]
+    return CallToolResult(content=blocks, structured_content={"images": info})
 
 
 async def app_images(
@@ -66,20 +87,12 @@ async def app_images(
     size: Annotated[Literal["large", "full"], Field(
         description="'large': a preview up to 1024 px; 'full': the saved file itself.")] = "large",
 ) -> CallToolResult:
-    """Images of the store for the viewer, with what the store knows of each."""
+    """Images of the store for the viewer."""
     services = await services_of(ctx.request_context.lifespan_context)
-    records = []
-    for image_id in image_ids:
-        image = await services.store.get_image(image_id)
-        if image is None:
-            raise ToolError(f"no image with id {image_id!r} in this server's store; ids come "
-                            "from a tool result or the gallery")
-        records.append(image)
-    blocks: list[ContentBlock] = [await _image_block(services, im, size) for im in records]
-    info = [{"id": im.id, "prompt": im.prompt, "model": im.model, "job_id": im.job_id,
-             "revised_prompt": im.revised_prompt, "created_at": im.created_at}
-            for im in records]
-    return CallToolResult(content=blocks, structured_content={"images": info})
+    return await images_result(services.store, thumb_cache(services.settings), image_ids, size)
+
+
+GalleryTool = Literal["generate_image", "edit_image", "gpt4o_image"]
 
 
 async def app_gallery(
@@ -88,22 +101,30 @@ async def app_gallery(
     query: Annotated[str | None, Field(max_length=500,
                                        description="Words the prompt must contain.")] = None,
     model: Annotated[str | None, Field(max_length=100)] = None,
-    tool: Annotated[Literal["generate_image", "edit_image", "gpt4o_image"] | None,
-                    Field(description="The tool that made the image.")] = None,
+    tool: Annotated[GalleryTool | None, Field(description="The tool that made the image.")] = None,
     since: Annotated[str | None, Field(description="First day, YYYY-MM-DD (UTC).")] = None,
     until: Annotated[str | None, Field(description="Last day, YYYY-MM-DD (UTC).")] = None,
     job_id: Annotated[str | None, Field(max_length=200)] = None,
     limit: Annotated[int, Field(ge=1, le=200)] = PAGE_DEFAULT,
 ) -> CallToolResult:
     """One page of the gallery, newest first, each image with a cached thumbnail."""
-    from ttapi_mcp.service import ServiceError
     from ttapi_mcp.store.gallery import GalleryFilter
 
     services = await services_of(ctx.request_context.lifespan_context)
     wanted = GalleryFilter(query, model, tool, since, until, job_id)
+    return await gallery_result(services.store, thumb_cache(services.settings), wanted,
+                                cursor, limit)
+
+
+async def gallery_result(
+    store: ImageStore, cache: ThumbCache, wanted: GalleryFilter, cursor: str | None, limit: int
+) -> CallToolResult:
+    """A page as the app reads it (the MCP tool and the browser gallery share it)."""
+    from ttapi_mcp.store import StoreError
+
     try:
-        page = await gallery_document(services, wanted, cursor, limit)
-    except (ServiceError, ValueError) as exc:
+        page = await gallery_document(store, cache, wanted, cursor, limit)
+    except StoreError as exc:
         raise ToolError(str(exc)) from None
     text = f"{len(page['items'])} images" + (", more follow" if page["next_cursor"] else "")
     return CallToolResult(content=[TextContent(type="text", text=text)],
@@ -111,15 +132,13 @@ async def app_gallery(
 
 
 async def gallery_document(
-    services: Services, wanted: Any, cursor: str | None, limit: int
+    store: ImageStore, cache: ThumbCache, wanted: GalleryFilter, cursor: str | None, limit: int
 ) -> dict[str, Any]:
-    """A page as the app reads it (shared with the browser gallery)."""
     from ttapi_mcp.store.gallery import gallery_models, gallery_page, gallery_total
     from ttapi_mcp.thumbcache import GALLERY_EDGE, GALLERY_MAX_B64
 
-    db = services.store._db
+    db = store._db
     items, next_cursor = await db.run(lambda c: gallery_page(c, wanted, cursor, limit))
-    cache = thumb_cache(services)
     thumbs: list[str] = [""] * len(items)
 
     async def fill(i: int, item: dict[str, Any]) -> None:
@@ -134,7 +153,6 @@ async def gallery_document(
             tg.start_soon(fill, i, item)
     for item, thumb in zip(items, thumbs, strict=True):
         item["thumb"] = thumb
-        item["index"] = 0
     page: dict[str, Any] = {"items": items, "next_cursor": next_cursor}
     if cursor is None:
         page["total"] = await db.run(lambda c: gallery_total(c, wanted))

@@ -25,6 +25,7 @@ import anyio
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
+from fig_apps import gallery_page, result_size  # noqa: E402
 from fig_calls import call_overhead, preview_cost  # noqa: E402
 from fig_concurrency import concurrency  # noqa: E402
 from fig_memory import memory  # noqa: E402
@@ -59,9 +60,18 @@ async def _store(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float
     return await store_scale(em, work, plan)
 
 
+async def _sheet(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:
+    return await result_size(em, work, plan)
+
+
+async def _gallery(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:
+    return await gallery_page(em, work, plan)
+
+
 FIGURES: list[tuple[str, Figure]] = [
     ("cold start", _startup), ("call overhead", _calls), ("concurrency", _conc),
     ("memory", _memory), ("store scale", _store), ("preview cost", _preview),
+    ("sheet size", _sheet), ("gallery page", _gallery),
 ]
 
 
@@ -119,7 +129,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run one figure: cold, call, concurrency, memory, store, preview")
+                        help="run one figure: cold, call, concurrency, memory, store, preview, "
+                        "sheet, gallery")
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
                         help="also write the table as Markdown (default bench/RESULTS.md); "
                         "the file's sections (from its first '## ' heading on) are kept")

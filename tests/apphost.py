@@ -113,7 +113,8 @@ class AppHost:
     async def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        # The frame itself: a full-page shot of the host resized the frame mid-paint.
+        await self.page.locator("#app").screenshot(path=str(path), animations="disabled")
         return path
 
     async def decodable_images(self, selector: str) -> int:

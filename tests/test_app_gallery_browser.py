@@ -97,3 +97,35 @@ async def test_gallery_scrolls_searches_and_opens_the_viewer(
                         if c["params"]["name"] == "app_gallery"][-1]
             assert job_call["params"]["arguments"]["job_id"] == f"job-{(STORE // 2) // 4}"
     assert emulator.api_requests() == []  # browsing never reaches TTAPI
+
+
+async def test_gallery_of_generated_images_with_the_tool_filter(
+    emulator: Emulator, server_settings: Any
+) -> None:
+    prompts = ["a lighthouse at dusk, oil painting", "a fox in the snow, woodcut",
+               "a paper boat on a pond", "a red bicycle against a blue wall"]
+    with serve_http(server_settings) as origin:
+        async with app_host(f"{origin}/mcp") as host:
+            for prompt in prompts:
+                made = await host.client.call_tool("generate_image", {
+                    "prompt": prompt, "n": 2, "model": "gpt-image-1", "size": "1024x1024",
+                    "quality": "low"})
+                assert not made.is_error
+            uri = made.structured_content["images"][0]["uri"]
+            edited = await host.client.call_tool("edit_image", {
+                "prompt": "the same bicycle at night", "images": [uri],
+                "model": "gpt-image-1", "size": "1024x1024", "quality": "low"})
+            assert not edited.is_error
+            shown = await host.client.call_tool("show_gallery", {})
+            await host.open("show_gallery")
+            await host.deliver({}, shown)
+            await _wait_exactly(host, 9)
+            await _wait_tiles(host, 9)
+            await host.page.wait_for_timeout(300)
+            await host.screenshot("gallery-generated")
+            await host.app.locator("#f-tool").select_option("edit_image")
+            await _wait_exactly(host, 1)
+            assert await host.app.locator("#grid .tile").first.get_attribute("title") == (
+                "the same bicycle at night")
+            await host.app.locator("#f-tool").select_option("generate_image")
+            await _wait_exactly(host, 8)

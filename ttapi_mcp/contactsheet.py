@@ -26,7 +26,9 @@ SHEET_MAX_B64_BYTES = 150_000
 """Upper bound for the sheet's base64 text."""
 
 _GAP = 6
-_QUALITIES = (80, 70, 60, 50, 40)
+_MAX_CELL = 384
+"""Cells no larger than this: four images need no more pixels (tokens) than 780 x 780."""
+_QUALITIES = (72, 62, 52, 42)
 _BACKGROUND = (236, 236, 236)
 _LABEL_BG = (20, 20, 20)
 _LABEL_FG = (255, 255, 255)
@@ -80,7 +82,7 @@ def _compose(cells: list[SheetCell], max_edge: int) -> Any:
     from PIL import Image
 
     columns, rows = grid_shape(len(cells))
-    cell = (max_edge - _GAP * (columns + 1)) // columns
+    cell = min(_MAX_CELL, (max_edge - _GAP * (columns + 1)) // columns)
     width = columns * cell + _GAP * (columns + 1)
     height = rows * cell + _GAP * (rows + 1)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)

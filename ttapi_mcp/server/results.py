@@ -15,7 +15,6 @@ from pathlib import Path
 import anyio
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
-from ttapi_mcp.contactsheet import SheetCell, make_contact_sheet
 from ttapi_mcp.previews import Preview, make_preview, read_full, wait_preview
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode, SavedImage
 
@@ -84,6 +83,8 @@ async def _preview_block(
 async def _sheet_block(result: ImageToolResult, thumbnail_size: int) -> ContentBlock | None:
     """One labelled grid of every image, built from the early thumbnails where there are."""
     import base64
+
+    from ttapi_mcp.contactsheet import SheetCell, make_contact_sheet
 
     cells: list[SheetCell] = []
     for image in result.images:

@@ -56,8 +56,14 @@ async def gallery_page(emulator: EmulatorProcess, work: Path, plan: Plan) -> lis
     page = 10
     await populate(small, page)
     await populate(big, plan.store_images)
-    async with stdio_session(server_env(emulator, small)) as (few, _), \
-            stdio_session(server_env(emulator, big)) as (many, _):
+    from mcp.client.extension import advertise
+    from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+
+    def apps() -> list[Any]:  # a host that renders Apps, as the gallery's are
+        return [advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})]
+
+    async with stdio_session(server_env(emulator, small), extensions=apps()) as (few, _), \
+            stdio_session(server_env(emulator, big), extensions=apps()) as (many, _):
         async def first_page(client: Any) -> None:
             result = await client.call_tool("app_gallery", {"limit": page})
             if result.is_error or len(result.structured_content["items"]) != page:

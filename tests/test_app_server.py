@@ -171,3 +171,27 @@ async def test_the_tool_filter_follows_the_request_that_made_the_image(
     assert [i["prompt"] for i in edits.structured_content["items"]] == ["two kites"]
     assert [i["prompt"] for i in gens.structured_content["items"]] == ["a kite"]
     assert edits.structured_content["items"][0]["tool"] == "edit_image"
+
+
+async def test_a_gallery_page_decodes_originals_only_once(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ttapi_mcp import thumbcache
+
+    made: list[str] = []
+    real = thumbcache.thumbnail_sync
+
+    def counting(source: Any, *args: Any) -> Any:
+        made.append(str(source))
+        return real(source, *args)
+
+    monkeypatch.setattr(thumbcache, "thumbnail_sync", counting)
+    settings = make_server_settings(emulator.base_url, tmp_path)
+    await seed_store(settings, 30)
+    async with apps_client(settings) as client:
+        first = await client.call_tool("app_gallery", {"limit": 20})
+        assert len(made) == 20
+        again = await client.call_tool("app_gallery", {"limit": 20})
+    assert len(made) == 20  # the second visit read the cache only
+    assert first.structured_content["items"] == again.structured_content["items"]
+    assert len(list(thumbs_folder(settings).rglob("*-256.*"))) == 20

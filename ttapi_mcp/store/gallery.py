@@ -14,9 +14,12 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import IMAGE_URI_PREFIX, StoreError
+
+if TYPE_CHECKING:
+    from .core import ImageStore
 
 MAX_PAGE = 200
 
@@ -131,3 +134,21 @@ def gallery_total(conn: sqlite3.Connection, f: GalleryFilter) -> int:
 def gallery_models(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute("SELECT DISTINCT model FROM images WHERE model IS NOT NULL ORDER BY 1")
     return [r[0] for r in rows]
+
+
+class Gallery:
+    """The gallery's questions to one open store, answered on its database thread."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self._db = store._db  # same package: the store owns its connection and SQL
+
+    async def page(
+        self, f: GalleryFilter, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return await self._db.run(lambda c: gallery_page(c, f, cursor, limit))
+
+    async def total(self, f: GalleryFilter) -> int:
+        return await self._db.run(lambda c: gallery_total(c, f))
+
+    async def models(self) -> list[str]:
+        return await self._db.run(gallery_models)

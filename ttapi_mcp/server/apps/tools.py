@@ -134,11 +134,11 @@ async def gallery_result(
 async def gallery_document(
     store: ImageStore, cache: ThumbCache, wanted: GalleryFilter, cursor: str | None, limit: int
 ) -> dict[str, Any]:
-    from ttapi_mcp.store.gallery import gallery_models, gallery_page, gallery_total
+    from ttapi_mcp.store.gallery import Gallery
     from ttapi_mcp.thumbcache import GALLERY_EDGE, GALLERY_MAX_B64
 
-    db = store._db
-    items, next_cursor = await db.run(lambda c: gallery_page(c, wanted, cursor, limit))
+    gallery = Gallery(store)
+    items, next_cursor = await gallery.page(wanted, cursor, limit)
     thumbs: list[str] = [""] * len(items)
 
     async def fill(i: int, item: dict[str, Any]) -> None:
@@ -155,17 +155,17 @@ async def gallery_document(
         item["thumb"] = thumb
     page: dict[str, Any] = {"items": items, "next_cursor": next_cursor}
     if cursor is None:
-        page["total"] = await db.run(lambda c: gallery_total(c, wanted))
-        page["models"] = await db.run(gallery_models)
+        page["total"] = await gallery.total(wanted)
+        page["models"] = await gallery.models()
     return page
 
 
 async def show_gallery(ctx: Context) -> CallToolResult:
     """Open the gallery of every saved image (in hosts that render Apps)."""
-    from ttapi_mcp.store.gallery import GalleryFilter, gallery_total
+    from ttapi_mcp.store.gallery import Gallery, GalleryFilter
 
     services = await services_of(ctx.request_context.lifespan_context)
-    total = await services.store._db.run(lambda c: gallery_total(c, GalleryFilter()))
+    total = await Gallery(services.store).total(GalleryFilter())
     text = (f"The store holds {total} image{'s' if total != 1 else ''}; hosts that render "
             "MCP Apps show them in the gallery. Without it, list the resources "
             "(ttapi://images/{id}, newest first).")

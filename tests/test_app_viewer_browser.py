@@ -54,7 +54,9 @@ async def test_viewer_shows_every_image_with_its_metadata(
             shot = await host.screenshot("viewer")
             assert shot.stat().st_size > 10_000
             calls = await host.calls()
-            assert [c["params"]["name"] for c in calls] == ["app_images"]
+            ids = [i["id"] for i in result.structured_content["images"]]
+            assert sorted(c["params"]["arguments"]["image_ids"][0] for c in calls) == sorted(ids)
+            assert {c["params"]["name"] for c in calls} == {"app_images"}
             # Full resolution on click: the saved file itself, in the lightbox.
             await host.app.locator("#images figure img").first.click()
             await host.app.locator("#lightbox:not([hidden]) #full").wait_for()
@@ -131,3 +133,20 @@ async def test_a_pending_job_turns_into_the_viewer(
             names = [c["params"]["name"] for c in await host.calls()]
             assert "fetch_job" in names and names[-1] == "app_images"
             assert await host.app.locator("#progress").is_hidden()
+
+
+async def test_a_fetch_job_result_shows_the_prompt_from_the_store(
+    emulator: Emulator, server_settings: Any
+) -> None:
+    with serve_http(server_settings) as origin:
+        async with app_host(f"{origin}/mcp") as host:
+            pending = await host.client.call_tool("gpt4o_image", {
+                "prompt": "draw a kite over the dunes", "wait": False})
+            args = {"job_id": pending.structured_content["job_id"], "wait": True}
+            done = await host.client.call_tool("fetch_job", args)
+            assert done.structured_content["status"] == "completed"
+            await host.open("fetch_job")
+            await host.deliver(args, done)
+            await _wait_images(host, 1)
+            await host.app.locator("#meta", has_text="draw a kite over the dunes").wait_for()
+            assert await host.app.locator("#actions").is_hidden()  # nothing to repeat

@@ -180,19 +180,25 @@
     return node;
   }
 
+  // One call per image: each appears as soon as it arrives, and no message carries more
+  // than one large preview (hosts cap message sizes).
   async function loadImages(images, figures) {
-    try {
-      const result = await callTool("app_images", { image_ids: images.map((i) => i.id), size: "large" });
-      const blocks = imageBlocks(result);
-      const info = (result.structuredContent && result.structuredContent.images) || [];
-      figures.forEach((node, i) => { if (blocks[i]) node.querySelector("img").src = dataUri(blocks[i]); });
-      const prompt = info.length && info[0].prompt;
-      if (prompt && !state.args.prompt) {
-        metaRow($("meta-list"), "Prompt", prompt);
+    let failed = 0;
+    await Promise.all(images.map(async (image, i) => {
+      try {
+        const result = await callTool("app_images", { image_ids: [image.id], size: "large" });
+        const [block] = imageBlocks(result);
+        if (block) figures[i].querySelector("img").src = dataUri(block);
+        const [info] = (result.structuredContent && result.structuredContent.images) || [];
+        if (i === 0 && info && info.prompt && !state.args.prompt) {
+          metaRow($("meta-list"), "Prompt", info.prompt);
+        }
+      } catch (err) {
+        failed += 1;
+        figures[i].querySelector("img").alt = `image ${image.index}: ${err.message}`;
       }
-    } catch (err) {
-      setStatus(`Could not load the images: ${err.message}`, true);
-    }
+    }));
+    if (failed) setStatus(`${failed} image${failed === 1 ? "" : "s"} could not be loaded.`, true);
   }
 
   async function openFull(id) {

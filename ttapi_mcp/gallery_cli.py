@@ -52,14 +52,23 @@ def build_standalone_app(settings: Settings, keys: Any) -> Any:
     return build_gallery_app(source, keys, security_settings(loopback), lifespan=lifespan)
 
 
-def _open_browser(url: str) -> None:
+def _open_browser_when_up(server: Any, url: str) -> None:
+    """Open ``url`` once the server listens (a console browser would block, so in a thread)."""
+    import threading
+    import time
     import webbrowser
 
-    try:
-        webbrowser.get()
-    except webbrowser.Error:
-        return  # no browser here: the printed link is enough
-    webbrowser.open(url)
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            webbrowser.get()
+        except webbrowser.Error:
+            return  # no browser here: the printed link is enough
+        webbrowser.open(url)
+
+    threading.Thread(target=wait_then_open, daemon=True).start()
 
 
 def run_gallery(settings: Settings, port: int, open_browser: bool) -> int:
@@ -79,9 +88,9 @@ def run_gallery(settings: Settings, port: int, open_browser: bool) -> int:
     url = keys.link(f"http://127.0.0.1:{sock.getsockname()[1]}")
     print(f"Gallery of {settings.output_dir} at {url}\n(the link lets a browser in for "
           "10 minutes; Ctrl-C stops)", flush=True)
-    if open_browser:
-        _open_browser(url)
     server = uvicorn.Server(uvicorn.Config(build_standalone_app(settings, keys),
                                            log_level="warning", access_log=False))
+    if open_browser:
+        _open_browser_when_up(server, url)
     server.run(sockets=[sock])
     return 0

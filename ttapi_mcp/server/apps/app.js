@@ -1,79 +1,18 @@
-"use strict";
-// The viewer and gallery of ttapi-mcp, an MCP App (io.modelcontextprotocol/ui).
-// It speaks the Apps protocol by hand: JSON-RPC 2.0 over postMessage with the host
-// (the parent frame), which proxies tools/call to the server. Images arrive as
-// base64 in tool results, never as URLs: the page loads nothing from anywhere.
+// The viewer and gallery of ttapi-mcp, on top of AppBridge (bridge.js). Images arrive
+// as base64 in tool results, never as URLs: the page loads nothing from anywhere.
 (() => {
-  const PROTOCOL = "2026-01-26";
-  const CALL_TIMEOUT_MS = 180000;
   const POLL_MS = 1500, MAX_POLLS = 400;
   const PAGE = 60;
   const EDIT_MODELS = ["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2"];
   const $ = (id) => document.getElementById(id);
-  const host = window.parent;
   const state = { tool: null, args: {}, result: null, gallery: null, polls: 0 };
 
-  // -- protocol --------------------------------------------------------------------
-  let nextId = 1;
-  const waiting = new Map();
-  const send = (msg) => host.postMessage(msg, "*");
-  const notify = (method, params) => send({ jsonrpc: "2.0", method, params: params || {} });
-  function request(method, params) {
-    const id = nextId++;
-    send({ jsonrpc: "2.0", id, method, params: params || {} });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (waiting.delete(id)) reject(new Error(`${method}: no answer from the host`));
-      }, CALL_TIMEOUT_MS);
-      waiting.set(id, { resolve, reject, timer });
-    });
-  }
-  async function callTool(name, args) {
-    const result = await request("tools/call", { name, arguments: args });
-    if (result && result.isError) {
-      const text = (result.content || []).filter((c) => c.type === "text").map((c) => c.text);
-      throw new Error(text.join(" ") || `${name} failed`);
-    }
-    return result;
-  }
-  const respond = (id, result) => send({ jsonrpc: "2.0", id, result });
-
-  window.addEventListener("message", (event) => {
-    if (event.source !== host) return;
-    const msg = event.data;
-    if (!msg || msg.jsonrpc !== "2.0") return;
-    if (!msg.method && msg.id !== undefined) {
-      const entry = waiting.get(msg.id);
-      if (!entry) return;
-      waiting.delete(msg.id);
-      clearTimeout(entry.timer);
-      if (msg.error) entry.reject(new Error(msg.error.message || "host error"));
-      else entry.resolve(msg.result);
-      return;
-    }
-    switch (msg.method) {
-      case "ui/notifications/tool-input":
-        state.args = (msg.params && msg.params.arguments) || {};
-        break;
-      case "ui/notifications/tool-result":
-        show(msg.params);
-        break;
-      case "ui/notifications/tool-cancelled":
-        setStatus(`Cancelled: ${(msg.params && msg.params.reason) || "no reason given"}`);
-        break;
-      case "ui/notifications/host-context-changed":
-        applyContext(msg.params || {});
-        break;
-      case "ui/resource-teardown":
-      case "ping":
-        respond(msg.id, {});
-        break;
-      default:
-        if (msg.id !== undefined) {
-          send({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: "unknown method" } });
-        }
-    }
-  });
+  AppBridge.on("ui/notifications/tool-input", (p) => { state.args = p.arguments || {}; });
+  AppBridge.on("ui/notifications/tool-result", (p) => show(p));
+  AppBridge.on("ui/notifications/tool-cancelled",
+    (p) => setStatus(`Cancelled: ${p.reason || "no reason given"}`));
+  AppBridge.on("ui/notifications/host-context-changed", (p) => applyContext(p));
+  const callTool = AppBridge.callTool;
 
   function applyContext(ctx) {
     if (ctx.theme) document.documentElement.style.colorScheme = ctx.theme;
@@ -386,23 +325,12 @@
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting) && !$("gallery").hidden) morePages();
   }).observe($("sentinel"));
-  let lastSize = "";
-  new ResizeObserver(() => {
-    const size = `${document.documentElement.scrollWidth}x${document.documentElement.scrollHeight}`;
-    if (size === lastSize) return;
-    lastSize = size;
-    notify("ui/notifications/size-changed", {
-      width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight });
-  }).observe(document.documentElement);
-
-  if (host === window) { setStatus("Open this page through an MCP host or `ttapi-mcp gallery`."); return; }
-  request("ui/initialize", {
-    protocolVersion: PROTOCOL, appInfo: { name: "ttapi-mcp viewer", version: "1" },
-    appCapabilities: { availableDisplayModes: ["inline", "fullscreen"] },
-  }).then((init) => {
-    const ctx = (init && init.hostContext) || {};
+  if (!AppBridge.embedded) {
+    setStatus("Open this page through an MCP host or `ttapi-mcp gallery`.");
+    return;
+  }
+  AppBridge.connect({ name: "ttapi-mcp viewer", version: "1" }).then((ctx) => {
     applyContext(ctx);
     state.tool = (ctx.toolInfo && ctx.toolInfo.tool && ctx.toolInfo.tool.name) || null;
-    notify("ui/notifications/initialized", {});
   }, (err) => setStatus(`The host did not answer: ${err.message}`, true));
 })();

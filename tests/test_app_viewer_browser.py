@@ -150,3 +150,21 @@ async def test_a_fetch_job_result_shows_the_prompt_from_the_store(
             await _wait_images(host, 1)
             await host.app.locator("#meta", has_text="draw a kite over the dunes").wait_for()
             assert await host.app.locator("#actions").is_hidden()  # nothing to repeat
+
+
+async def test_a_refused_call_shows_its_explanation(
+    emulator: Emulator, server_settings: Any
+) -> None:
+    args = {"prompt": "x", "model": "dall-e-3", "n": 4}
+    with serve_http(server_settings) as origin:
+        async with app_host(f"{origin}/mcp") as host:
+            refused = await host.client.call_tool("generate_image", args)
+            assert refused.is_error
+            await host.open("generate_image")
+            await host.deliver(args, refused)
+            status = host.app.locator("#status.error")
+            await status.wait_for()
+            assert "dall-e-3" in await status.inner_text()
+            assert await host.app.locator("#images figure").count() == 0
+            assert await host.calls() == []
+    assert emulator.api_requests() == []

@@ -53,6 +53,11 @@
   // -- viewer ----------------------------------------------------------------------
   function show(result) {
     const doc = result && result.structuredContent;
+    if (result && result.isError) {
+      const text = (result.content || []).filter((c) => c.type === "text").map((c) => c.text);
+      setStatus(text.join(" ") || "The call failed.", true);
+      return;
+    }
     if (!doc) { setStatus("This result has no structured content to show.", true); return; }
     if (doc.gallery) { openGallery(true); return; }
     if (Array.isArray(doc.items)) { showSection("gallery"); galleryPage(doc, true); return; }

@@ -29,7 +29,8 @@ async def _tiles(host: Any) -> int:
 async def _wait_tiles(host: Any, count: int) -> None:
     for _ in range(300):
         if await _tiles(host) >= count:
-            assert await host.decodable_images("#grid .tile img") == await _tiles(host)
+            shown = "#grid .tile img[src]"
+            assert await host.decodable_images(shown) == await host.app.locator(shown).count()
             return
         await host.page.wait_for_timeout(50)
     raise AssertionError(f"{count} decoded tiles expected, {await _tiles(host)} shown")
@@ -72,6 +73,28 @@ async def test_gallery_scrolls_searches_and_opens_the_viewer(
                            if c["params"]["name"] == "app_gallery"]
             assert len(pages_asked) == 4
             assert all("cursor" in c["params"]["arguments"] for c in pages_asked[1:])
+
+            # However far one scrolls, at most 360 thumbnails stay in the page; the ones
+            # far above come back from the server's cache when scrolled to again.
+            for pages in (5, 6, 7, 8):
+                await host.app.locator("#sentinel").scroll_into_view_if_needed()
+                await _wait_tiles(host, PAGE * pages)
+            kept = await host.app.locator("#grid .tile img[src]").count()
+            assert 0 < kept <= 360
+            assert await host.app.locator("#grid .tile[data-dropped]").count() >= 120
+            top = host.app.locator("#grid .tile").first
+            assert await top.get_attribute("data-dropped") == "1"
+            await top.scroll_into_view_if_needed()
+            for _ in range(200):
+                if await top.get_attribute("data-dropped") is None:
+                    break
+                await host.page.wait_for_timeout(50)
+            assert await top.get_attribute("data-dropped") is None
+            assert await host.decodable_images("#grid .tile:first-child img") == 1
+            refills = [c for c in await host.calls() if c["params"]["name"] == "app_images"]
+            assert refills and all(c["params"]["arguments"]["size"] == "thumb"
+                                   and len(c["params"]["arguments"]["image_ids"]) <= 16
+                                   for c in refills)
 
             # Search by words of the prompt.
             await host.app.locator("#q").fill("zebra newspaper")

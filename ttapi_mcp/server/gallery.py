@@ -103,7 +103,7 @@ class _Call(BaseModel):
 class _ImagesArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     image_ids: list[str] = Field(min_length=1, max_length=16)
-    size: Literal["large", "full"] = "large"
+    size: Literal["thumb", "large", "full"] = "large"
 
 
 class _GalleryArgs(BaseModel):

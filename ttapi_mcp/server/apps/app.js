@@ -3,6 +3,7 @@
 (() => {
   const POLL_MS = 1500, MAX_POLLS = 400;
   const PAGE = 60;
+  const KEEP_THUMBS = 360;
   const EDIT_MODELS = ["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2"];
   const $ = (id) => document.getElementById(id);
   const state = { tool: null, args: {}, result: null, gallery: null, polls: 0 };
@@ -13,6 +14,13 @@
     (p) => setStatus(`Cancelled: ${p.reason || "no reason given"}`));
   AppBridge.on("ui/notifications/host-context-changed", (p) => applyContext(p));
   const callTool = AppBridge.callTool;
+  const tileMemory = TileMemory.create({
+    keep: KEEP_THUMBS,
+    fetchThumbs: async (ids) => {
+      const result = await callTool("app_images", { image_ids: ids, size: "thumb" });
+      return imageBlocks(result).map(dataUri);
+    },
+  });
 
   function applyContext(ctx) {
     if (ctx.theme) document.documentElement.style.colorScheme = ctx.theme;
@@ -261,6 +269,7 @@
     if (first || !state.gallery) {
       state.gallery = { cursor: null, done: false, busy: false, count: 0, filters: filters() };
       $("grid").replaceChildren();
+      tileMemory.reset();
     }
     const g = state.gallery;
     const select = $("f-model");
@@ -272,10 +281,13 @@
         el("img", { src: item.thumb, alt: item.prompt || item.id, loading: "lazy", decoding: "async" }),
         el("div", { textContent: item.prompt || "(no prompt)" }));
       tile.dataset.imageId = item.id;
+      delete item.thumb;  // the tile holds it; the click handler need not
       tile.addEventListener("click", () => openItem(item));
       return tile;
     });
     $("grid").append(...tiles);
+    tileMemory.track(tiles);
+    tileMemory.trim([...$("grid").children]);
     g.count += tiles.length;
     g.cursor = page.next_cursor;
     g.done = !page.next_cursor;

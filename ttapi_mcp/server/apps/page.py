@@ -21,6 +21,6 @@ def app_html() -> str:
     html = _asset("app.html")
     html = html.replace("/*CSS*/", _asset("app.css"), 1)
     # The script goes last and whole: nothing in it may close the <script> element.
-    script = _asset("bridge.js") + "\n" + _asset("app.js")
+    script = "\n".join(_asset(name) for name in ("bridge.js", "tiles.js", "app.js"))
     assert "</script" not in script.lower()
     return html.replace("/*JS*/", script, 1)

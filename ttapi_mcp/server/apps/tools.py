@@ -48,7 +48,7 @@ def thumb_cache(settings: Settings) -> ThumbCache:
 
 
 async def _image_block(cache: ThumbCache, image: Any, size: str) -> ImageContent:
-    from ttapi_mcp.thumbcache import VIEWER_EDGE, VIEWER_MAX_B64
+    from ttapi_mcp.thumbcache import GALLERY_EDGE, GALLERY_MAX_B64, VIEWER_EDGE, VIEWER_MAX_B64
 
     path = Path(image.path)
     try:
@@ -56,7 +56,9 @@ async def _image_block(cache: ThumbCache, image: Any, size: str) -> ImageContent
             data = await anyio.to_thread.run_sync(path.read_bytes)
             return ImageContent(type="image", data=base64.b64encode(data).decode("ascii"),
                                 mime_type=image.mime)
-        preview = await cache.get(image.id, path, VIEWER_EDGE, VIEWER_MAX_B64)
+        edge, budget = ((GALLERY_EDGE, GALLERY_MAX_B64) if size == "thumb"
+                        else (VIEWER_EDGE, VIEWER_MAX_B64))
+        preview = await cache.get(image.id, path, edge, budget)
     except (OSError, ValueError) as exc:
         raise ToolError(f"image {image.id} cannot be read from {path.name}: {exc}") from None
     return ImageContent(type="image", data=preview.data_b64, mime_type=preview.mime)
@@ -84,8 +86,9 @@ async def app_images(
     ctx: Context,
     image_ids: Annotated[list[str], Field(min_length=1, max_length=16,
                                           description="Ids of stored images (1-16).")],
-    size: Annotated[Literal["large", "full"], Field(
-        description="'large': a preview up to 1024 px; 'full': the saved file itself.")] = "large",
+    size: Annotated[Literal["thumb", "large", "full"], Field(
+        description="'thumb': the gallery's thumbnail; 'large': a preview up to 1024 px; "
+        "'full': the saved file itself.")] = "large",
 ) -> CallToolResult:
     """Images of the store for the viewer."""
     services = await services_of(ctx.request_context.lifespan_context)

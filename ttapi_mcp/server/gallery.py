@@ -174,7 +174,7 @@ def build_gallery_app(
             response = RedirectResponse(f"{GALLERY_PREFIX}/", status_code=303)
             response.set_cookie(COOKIE, keys.sign("session", SESSION_SECONDS),
                                 max_age=SESSION_SECONDS, path=GALLERY_PREFIX, httponly=True,
-                                samesite="strict")
+                                samesite="strict", secure=request.url.scheme == "https")
             return response
         if not signed_in(request):
             return PlainTextResponse(_DENIED, status_code=403)

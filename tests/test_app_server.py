@@ -195,3 +195,21 @@ async def test_a_gallery_page_decodes_originals_only_once(
     assert len(made) == 20  # the second visit read the cache only
     assert first.structured_content["items"] == again.structured_content["items"]
     assert len(list(thumbs_folder(settings).rglob("*-256.*"))) == 20
+
+
+async def test_results_do_not_depend_on_whether_the_client_renders_apps(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = make_server_settings(emulator.base_url, tmp_path)
+    args = {"prompt": "the same either way", "n": 3, "dedupe": False, **GPT}
+    async with mcp_client(settings) as plain:
+        without = await plain.call_tool("generate_image", args)
+    async with apps_client(settings) as apps:
+        with_apps = await apps.call_tool("generate_image", args)
+
+    def shape(result: Any) -> list[Any]:
+        return [(c.type, getattr(c, "mime_type", None)) for c in result.content]
+
+    assert shape(without) == shape(with_apps) == [
+        ("text", None), *[("resource_link", "image/png")] * 3, ("image", "image/jpeg")]
+    assert without.structured_content.keys() == with_apps.structured_content.keys()

@@ -174,10 +174,12 @@ def reset_peak(pid: int) -> bool:
 @contextlib.asynccontextmanager
 async def stdio_session(env: dict[str, str], args: list[str] | None = None,
                         errlog: Path | None = None,
-                        root: Path = ROOT) -> AsyncIterator[tuple[Any, int]]:
+                        root: Path = ROOT, **client_options: Any
+                        ) -> AsyncIterator[tuple[Any, int]]:
     """An mcp.Client over stdio to a fresh server process; yields (client, server pid).
 
-    The server runs in ``root``, whose ``ttapi_mcp`` it imports first (see ab.py)."""
+    The server runs in ``root``, whose ``ttapi_mcp`` it imports first (see ab.py);
+    ``client_options`` go to ``mcp.Client`` (e.g. ``extensions``)."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -187,7 +189,8 @@ async def stdio_session(env: dict[str, str], args: list[str] | None = None,
     before = set(children_of(os.getpid()))
     log_path = errlog or Path(os.devnull)
     with open(log_path, "w") as log:
-        async with Client(stdio_client(params, errlog=log), read_timeout_seconds=300) as client:
+        async with Client(stdio_client(params, errlog=log), read_timeout_seconds=300,
+                          **client_options) as client:
             spawned = [p for p in children_of(os.getpid()) if p not in before]
             if len(spawned) != 1:
                 raise RuntimeError(f"cannot tell the server process apart: {spawned}")

@@ -25,6 +25,7 @@ import anyio
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
+from fig_apps import gallery_page, result_size  # noqa: E402
 from fig_calls import call_overhead, preview_cost  # noqa: E402
 from fig_concurrency import concurrency  # noqa: E402
 from fig_crossproc import crossproc  # noqa: E402
@@ -65,10 +66,19 @@ async def _crossproc(em: EmulatorProcess, work: Path, plan: Plan,
     return await crossproc(em, work, plan)
 
 
+async def _sheet(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:
+    return await result_size(em, work, plan)
+
+
+async def _gallery(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:
+    return await gallery_page(em, work, plan)
+
+
 FIGURES: list[tuple[str, Figure]] = [
     ("cold start", _startup), ("call overhead", _calls), ("concurrency", _conc),
     ("memory", _memory), ("store scale", _store), ("preview cost", _preview),
     ("crossproc collection", _crossproc),
+    ("sheet size", _sheet), ("gallery page", _gallery),
 ]
 
 
@@ -127,7 +137,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run one figure: cold, call, concurrency, memory, store, preview, "
-                        "crossproc")
+                        "crossproc, sheet, gallery")
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
                         help="also write the table as Markdown (default bench/RESULTS.md); "
                         "the file's sections (from its first '## ' heading on) are kept")

@@ -93,7 +93,7 @@ COMMON = {
     "background": st.sampled_from(["transparent", "opaque", "auto"]),
     "output_format": st.sampled_from(["png", "jpeg", "webp"]),
     "output_compression": st.integers(0, 100),
-    "preview": st.sampled_from(["thumbnail", "full", "none"]),
+    "preview": st.sampled_from(["sheet", "thumbnail", "full", "none"]),
 }
 GENERATE = arguments(
     {"prompt": "a fuzzed fox", "model": "dall-e-2", "size": "256x256",
@@ -245,3 +245,32 @@ def test_fetch_job_answers_anything(harness: Harness, args: dict[str, Any]) -> N
     for record in seen:
         sent = (record.json or {}).get("jobId") or record.query.get("jobId")
         assert isinstance(job_id, str) and sent == job_id.strip(), (sent, _short(args))
+
+
+GALLERY = arguments({}, {
+    "cursor": TEXT, "query": TEXT, "model": TEXT, "job_id": TEXT, "since": TEXT,
+    "until": TEXT, "tool": st.one_of(TEXT, st.sampled_from(["generate_image", "edit_image"])),
+    "limit": st.one_of(st.integers(-5, 500), TEXT),
+})
+
+
+@EXAMPLES
+@given(args=GALLERY, ids=st.lists(TEXT, max_size=20), size=st.one_of(TEXT, st.just("full")))
+def test_the_app_tools_answer_anything(
+    harness: Harness, args: dict[str, Any], ids: list[str], size: str
+) -> None:
+    """The gallery's and viewer's tools: a page or a tool error, never a crash, nothing sent."""
+    for tool, tool_args in (("app_gallery", args), ("app_images", {"image_ids": ids,
+                                                                   "size": size})):
+        result, seen = harness.call(tool, tool_args, ("E1", "E2", "E3", "E4", "E5"))
+        assert seen == []
+        dumped = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
+        assert CANARY_KEY not in dumped
+        if result.is_error:
+            text = " ".join(getattr(b, "text", "") for b in result.content)
+            explained = ("validation error", "cursor is not one", "must be a date",
+                         "no image with id", "cannot be read")
+            assert text.startswith(f"Error executing tool {tool}: "), text[:300]
+            assert any(e in text for e in explained), f"{tool} crashed: {text[:300]}"
+        else:
+            assert tool == "app_gallery" or not ids or result.content, dumped[:300]

@@ -130,6 +130,14 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
     for prompt in prompts.prompts:
         args = {a.name: f"value for {a.name}" for a in prompt.arguments or []}
         seen.append((await client.get_prompt(prompt.name, args)).model_dump_json())
+    # The app's page and its tools (what a host that renders Apps reads and calls).
+    image_id = b64_image.structured_content["images"][0]["id"]
+    seen.append((await client.read_resource("ui://ttapi-mcp/viewer.html")).model_dump_json())
+    for name, args in (("app_images", {"image_ids": [image_id]}),
+                       ("app_images", {"image_ids": [image_id], "size": "full"}),
+                       ("app_gallery", {}), ("app_gallery", {"query": CANARY}),
+                       ("show_gallery", {})):
+        assert not (await call(name, args)).is_error, name
     return {"resources": resources, "prompts": [p.name for p in prompts.prompts]}
 
 

@@ -23,6 +23,7 @@ examples:
   ttapi-mcp serve --base-url https://api.ttapi.org   TTAPI's gateway for slow gpt-image-1 calls
   ttapi-mcp emulator --port 9000                 run the TTAPI emulator for your own experiments
   ttapi-mcp serve --set wait_budget_seconds=40   any configuration key, from the command line
+  ttapi-mcp gallery                              browse the saved images in a web browser
   ttapi-mcp doctor --fix                         check key, network, folder and store; repair
   ttapi-mcp install claude-desktop               add this server to a client (key: hidden prompt)
 
@@ -37,7 +38,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="TTAPI origin, e.g. https://api.ttapi.io")
     parser.add_argument("--output-dir", metavar="DIR", help="where images are saved")
     parser.add_argument("--database-path", metavar="PATH", help="SQLite store file")
-    parser.add_argument("--preview", choices=["thumbnail", "full", "none"],
+    parser.add_argument("--preview", choices=["sheet", "thumbnail", "full", "none"],
                         help="inline preview in tool results")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(doctor)
 
     _add_install_commands(commands)
+    gallery = commands.add_parser(
+        "gallery", help="browse the saved images in a web browser (read-only, 127.0.0.1)")
+    gallery.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    gallery.add_argument("--no-browser", action="store_true", help="only print the link")
+    gallery.add_argument("--link", action="store_true",
+                         help="print a signed link into the HTTP server's /gallery instead")
+    _add_settings_flags(gallery)
 
     emulator = commands.add_parser("emulator", help="run the TTAPI emulator (for tests and demos)")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -135,7 +143,7 @@ def settings_from_args(
         overrides[key] = getattr(args, key)
     if getattr(args, "host", None) is not None:
         overrides["http_host"] = args.host
-    if getattr(args, "port", None) is not None:
+    if getattr(args, "port", None) is not None and args.command != "gallery":
         overrides["http_port"] = args.port
     return load_settings(args.config, overrides=overrides, origins=origins)
 
@@ -172,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ttapi_mcp.server.app import run_server
 
         return run_server(settings, args.transport) or 0
+    if args.command == "gallery":
+        from ttapi_mcp.gallery_cli import gallery_link, run_gallery
+
+        if args.link:
+            print(gallery_link(settings))
+            return 0
+        return run_gallery(settings, args.port, not args.no_browser)
     from ttapi_mcp.demo import run_demo
 
     return run_demo(settings, args.prompt)

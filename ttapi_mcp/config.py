@@ -24,7 +24,7 @@ DEFAULT_BASE_URL = "https://api.ttapi.io"
 SLOW_CALLS_BASE_URL = "https://api.ttapi.org"
 MIB = 1024 * 1024
 
-PreviewMode = Literal["thumbnail", "full", "none"]
+PreviewMode = Literal["sheet", "thumbnail", "full", "none"]
 GenerateModel = Literal[
     "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
 ]
@@ -76,7 +76,9 @@ class Settings(BaseModel):
         False, description="Allow URL inputs on loopback/private/link-local addresses."
     )
     max_input_bytes: int = Field(25 * MIB, gt=0, description="Largest input image, in bytes.")
-    preview: PreviewMode = Field("thumbnail", description="Inline preview in tool results.")
+    preview: PreviewMode = Field(
+        "sheet", description="Inline preview in tool results (sheet: one contact sheet for "
+        "several images).")
     thumbnail_size: int = Field(512, ge=64, le=2048, description="Thumbnail long edge, pixels.")
     default_generate_model: GenerateModel = Field("gpt-image-1", description="generate_image.")
     default_edit_model: EditModel = Field("gpt-image-1", description="edit_image model.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,11 @@ def start_preview(
     grow call after call (about 2x in the load test); on two threads it stays flat.
     """
     return _PREVIEW_THREADS.submit(thumbnail_sync, source, max_edge, max_b64_bytes)
+
+
+def run_on_preview_threads(fn: Callable[..., Preview], *args: Any) -> Future[Preview]:
+    """Run other Pillow work (the contact sheet) on the same few preview threads."""
+    return _PREVIEW_THREADS.submit(fn, *args)
 
 
 async def wait_preview(future: Future[Preview]) -> Preview:

@@ -13,16 +13,23 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+from mcp.server.apps import client_supports_apps
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
-from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequestParams
+from mcp_types import (
+    InputRequiredResult,
+    ListResourcesResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+)
 from pydantic import AnyUrl
 
 from ttapi_mcp import __version__
 from ttapi_mcp.config import ConfigError, Settings
 
+from .apps.tools import APP_ONLY_TOOLS, build_apps
 from .hooks import register_hooks
 from .prompts import register_prompts
 from .resources import (
@@ -131,6 +138,7 @@ class TTAPIServer(MCPServer[Startup]):
             log_level=settings.log_level,
             subscriptions=self.bus,
             **auth_options,
+            extensions=[build_apps()],
         )
 
     async def _run_services(
@@ -185,12 +193,23 @@ class TTAPIServer(MCPServer[Startup]):
         finally:
             startup.set(None)
 
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[Startup], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """The app's own tools only for clients that render Apps (see apps/tools.py)."""
+        tools = await self.list_tools()
+        if not client_supports_apps(ctx):
+            tools = [t for t in tools if t.name not in APP_ONLY_TOOLS]
+        return ListToolsResult(tools=tools)
+
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[Startup], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
         """Static resources on the first page, then saved images newest first, paginated."""
         cursor = params.cursor if params is not None else None
         resources = [] if cursor else await self.list_resources()
+        if resources and not client_supports_apps(ctx):  # the page is for Apps hosts only
+            resources = [r for r in resources if not str(r.uri).startswith("ui://")]
         services = await services_of(ctx.lifespan_context)
         images, next_cursor = await list_image_page(services, cursor)
         return ListResourcesResult(resources=[*resources, *images], next_cursor=next_cursor)

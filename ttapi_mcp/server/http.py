@@ -133,7 +133,29 @@ def build_http_app(settings: Settings, server: MCPServer[Any]) -> ASGIApp:
     app: ASGIApp = starlette_app
     if settings.http_bearer_token is not None:
         app = BearerTokenMiddleware(app, settings.http_bearer_token.get_secret_value())
+    if not settings.oauth_issuer:  # signed-in users get the gallery with per-user isolation
+        app = _with_gallery(settings, server, app)
     return RequestIdMiddleware(app)
+
+
+def _with_gallery(settings: Settings, server: MCPServer[Any], app: ASGIApp) -> ASGIApp:
+    """``/gallery`` beside ``/mcp``: a signed link instead of the bearer header."""
+    from .apps.tools import thumb_cache
+    from .gallery import GalleryKeys, GalleryRouter, build_gallery_app
+
+    token = settings.http_bearer_token
+    keys = (GalleryKeys.from_bearer_token(token.get_secret_value()) if token is not None
+            else GalleryKeys(None))
+
+    async def source() -> Any:
+        startup = getattr(server, "startup", None)
+        if startup is None:
+            raise RuntimeError("the server is not running")
+        services = await startup.services()
+        return services.store, thumb_cache(settings)
+
+    gallery = build_gallery_app(source, keys, security_settings(settings))
+    return GalleryRouter(app, gallery)
 
 
 def serve_http(settings: Settings, server: MCPServer[Any]) -> int:

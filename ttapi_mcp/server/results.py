@@ -2,8 +2,9 @@
 
 The structured model (service/results.py) becomes the tool's ``outputSchema`` and
 ``structuredContent``; the content blocks serve clients that only read ``content``: a one-paragraph
-summary, a ``resource_link`` per saved image and, per the ``preview`` setting, a
-small thumbnail (never the full image unless asked, because clients cap result size).
+summary, a ``resource_link`` per saved image and, per the ``preview`` setting, one
+contact sheet of several images or a small thumbnail each (never the full image unless
+asked, because clients cap result size).
 """
 
 from __future__ import annotations
@@ -79,6 +80,26 @@ async def _preview_block(
     return ImageContent(type="image", data=preview.data_b64, mime_type=preview.mime)
 
 
+async def _sheet_block(result: ImageToolResult, thumbnail_size: int) -> ContentBlock | None:
+    """One labelled grid of every image, built from the early thumbnails where there are."""
+    import base64
+
+    from ttapi_mcp.contactsheet import SheetCell, make_contact_sheet
+
+    cells: list[SheetCell] = []
+    for image in result.images:
+        early = await _early_preview(result, image, thumbnail_size)
+        source: Path | bytes = (
+            base64.b64decode(early.data_b64) if early is not None else Path(image.path))
+        cells.append(SheetCell(image.index, source))
+    try:
+        sheet = await make_contact_sheet(cells)
+    except (OSError, ValueError) as exc:
+        log.warning("no contact sheet: %s", exc)
+        return None
+    return ImageContent(type="image", data=sheet.data_b64, mime_type=sheet.mime)
+
+
 async def to_call_result(
     result: ImageToolResult, preview: PreviewMode, thumbnail_size: int
 ) -> CallToolResult:
@@ -95,12 +116,17 @@ async def to_call_result(
                 description=f"Image {image.index} ({image.width}x{image.height})",
             )
         )
-    if preview != "none":
+    if preview == "sheet" and len(result.images) > 1:
+        sheet = await _sheet_block(result, thumbnail_size)
+        if sheet is not None:
+            content.append(sheet)
+    elif preview != "none":
         # Concurrently (several preview threads), kept in image order.
         blocks: list[ContentBlock | None] = [None] * len(result.images)
 
         async def fill(i: int, image: SavedImage) -> None:
-            blocks[i] = await _preview_block(result, image, preview, thumbnail_size)
+            mode: PreviewMode = "thumbnail" if preview == "sheet" else preview
+            blocks[i] = await _preview_block(result, image, mode, thumbnail_size)
 
         async with anyio.create_task_group() as tg:
             for i, image in enumerate(result.images):

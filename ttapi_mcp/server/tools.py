@@ -18,6 +18,7 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ttapi_mcp.catalog import MODELS
+from ttapi_mcp.server.apps import UI_META
 from ttapi_mcp.server.results import to_call_result
 from ttapi_mcp.server.startup import services_of
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode
@@ -63,8 +64,10 @@ def _qualities_text(edit: bool) -> str:
 
 GPT_ONLY = "Only for gpt-image-* models; leave unset for DALL-E."
 PREVIEW_DESC = (
-    "Inline preview in the result: 'thumbnail' (small JPEG, WebP if transparent; default "
-    "from the server configuration), 'full' (the whole image inline; large), or 'none'. "
+    "Inline preview in the result: 'sheet' (one labelled grid of all images, each marked "
+    "with its index; a single image is a thumbnail; the usual default), 'thumbnail' (one "
+    "small JPEG per image, WebP if transparent), 'full' (the whole images inline; large), "
+    "or 'none'. "
     "The saved file and its ttapi://images/{id} resource link are always returned."
 )
 
@@ -169,7 +172,7 @@ async def _run(
     services = await services_of(ctx.request_context.lifespan_context)
     settings = services.settings
     mode = preview or settings.preview
-    edge = settings.thumbnail_size if mode == "thumbnail" else None
+    edge = settings.thumbnail_size if mode in ("thumbnail", "sheet") else None
     try:
         result = await action(services, progress_of(ctx), edge)
     except MissingKeyError:
@@ -189,7 +192,7 @@ def register_tools(server: MCPServer) -> None:
     """Declare the four tools on ``server``."""
 
     @server.tool(name="generate_image", title="Generate image", description=GENERATE_DESC,
-                 annotations=WRITES)
+                 annotations=WRITES, meta=UI_META)
     async def generate_image_tool(
         ctx: Context,
         prompt: PromptArg,
@@ -241,7 +244,7 @@ def register_tools(server: MCPServer) -> None:
             s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
-                 annotations=WRITES)
+                 annotations=WRITES, meta=UI_META)
     async def edit_image_tool(
         ctx: Context,
         prompt: PromptArg,
@@ -299,7 +302,7 @@ def register_tools(server: MCPServer) -> None:
             s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
-                 annotations=WRITES)
+                 annotations=WRITES, meta=UI_META)
     async def gpt4o_image_tool(
         ctx: Context,
         prompt: Annotated[
@@ -333,7 +336,8 @@ def register_tools(server: MCPServer) -> None:
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
         )
 
-    @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS)
+    @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS,
+                 meta=UI_META)
     async def fetch_job_tool(
         ctx: Context,
         job_id: Annotated[

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from ttapi_mcp.previews import Preview
 
-PreviewMode = Literal["thumbnail", "full", "none"]
+PreviewMode = Literal["sheet", "thumbnail", "full", "none"]
 Status = Literal["completed", "partial", "pending", "failed"]
 
 

@@ -57,6 +57,27 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_open ON jobs(lease_until)
         WHERE finished_at IS NULL OR (status = 'SUCCESS' AND image_ids = '[]');
     """,
+    # Gallery: prompt search (FTS5 over the images' own rows) and model-filtered pages.
+    """
+    CREATE VIRTUAL TABLE images_fts USING fts5(
+        prompt, revised_prompt, content='images', content_rowid='rowid');
+    CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN
+        INSERT INTO images_fts(rowid, prompt, revised_prompt)
+        VALUES (new.rowid, new.prompt, new.revised_prompt);
+    END;
+    CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN
+        INSERT INTO images_fts(images_fts, rowid, prompt, revised_prompt)
+        VALUES ('delete', old.rowid, old.prompt, old.revised_prompt);
+    END;
+    CREATE TRIGGER images_fts_update AFTER UPDATE OF prompt, revised_prompt ON images BEGIN
+        INSERT INTO images_fts(images_fts, rowid, prompt, revised_prompt)
+        VALUES ('delete', old.rowid, old.prompt, old.revised_prompt);
+        INSERT INTO images_fts(rowid, prompt, revised_prompt)
+        VALUES (new.rowid, new.prompt, new.revised_prompt);
+    END;
+    INSERT INTO images_fts(images_fts) VALUES ('rebuild');
+    CREATE INDEX images_model_created ON images(model, created_at, id);
+    """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0
 """SQLite's own wait for a lock held by another process, per statement."""

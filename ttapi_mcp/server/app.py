@@ -16,7 +16,12 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
-from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequestParams
+from mcp_types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+)
 from pydantic import AnyUrl
 
 from ttapi_mcp import __version__
@@ -34,6 +39,7 @@ from .resources import (
     register_resources,
 )
 from .startup import Startup, services_of
+from .strictargs import check_arguments, forbid_extra_in_schema
 from .tools import register_tools
 
 if TYPE_CHECKING:
@@ -175,6 +181,15 @@ class TTAPIServer(MCPServer[Startup]):
         finally:
             startup.set(None)
 
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Startup, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Refuse unknown arguments (the SDK would drop them) before the tool runs."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            check_arguments(tool, arguments)
+        return await super().call_tool(name, arguments, context)
+
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[Startup], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
@@ -205,6 +220,7 @@ def build_server(settings: Settings) -> TTAPIServer:
     """The complete server for ``settings`` (no I/O until a transport starts it)."""
     server = TTAPIServer(settings)
     register_tools(server)
+    forbid_extra_in_schema(server._tool_manager.list_tools())
     register_resources(server)
     register_prompts(server)
     register_hooks(server)

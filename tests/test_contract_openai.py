@@ -125,5 +125,6 @@ def test_missing_key_raises_authentication_error(emulator: Emulator) -> None:
     client = openai.OpenAI(api_key="wrong", base_url=f"{emulator.base_url}/v1", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
         client.images.generate(model="dall-e-2", prompt="p")
-    assert info.value.code == "invalid_api_key"
+    assert info.value.status_code == 401
+    assert "Wrong TT-API-KEY" in info.value.message
     client.close()

@@ -454,9 +454,28 @@ def submit(http: httpx2.Client, **extra: Any) -> str:
     resp = http.post(E4, json={"prompt": "draw a cat", **extra})
     body = resp.json()
     assert (resp.status_code, body["status"], body["message"]) == (200, "SUCCESS", "success")
-    job_id: str = body["data"]["jobId"]
+    job_id: str = body["data"]["job_id"]  # §11.2: snake case by default
     assert len(job_id) == 36 and job_id[14] == "4"  # UUID4
     return job_id
+
+
+def test_submit_answers_jobId_behind_the_option(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.options.job_id_key = "jobId"
+    body = http.post(E4, json={"prompt": "draw a cat"}).json()
+    assert list(body["data"]) == ["jobId"]
+    fetched = http.get(E5, params={"jobId": body["data"]["jobId"]}).json()
+    assert fetched["jobId"] == body["data"]["jobId"]
+
+
+@pytest.mark.parametrize("path", [E1, E2, E4, E5])
+def test_account_blocked_fault_is_a_403_envelope(
+    http: httpx2.Client, emulator: Emulator, path: str
+) -> None:
+    route = {E1: "E1", E2: "E2", E4: "E4", E5: "E5"}[path]
+    emulator.add_fault(Fault(route=route, kind="account_blocked"))  # type: ignore[arg-type]
+    resp = http.post(path, json={"prompt": "draw a cat", "model": "dall-e-2"})
+    assert resp.status_code == 403
+    assert resp.json() == {"status": "FAILED", "message": "Account Block", "data": None}
 
 
 def test_job_lifecycle_success(http: httpx2.Client, emulator: Emulator) -> None:
@@ -565,15 +584,14 @@ def test_hook_failure_recorded(http: httpx2.Client, emulator: Emulator) -> None:
 # -- auth, routing, URLs --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [E1, E4])
+@pytest.mark.parametrize("path", [E1, E2, E3, E4, E5])
 def test_auth_missing_key(emulator: Emulator, path: str) -> None:
     assert emulator.base_url
     resp = httpx2.post(emulator.base_url + path, json={"prompt": "p"})
     assert resp.status_code == 401
-    if path == E1:
-        assert error_of(resp)["code"] == "invalid_api_key"
-    else:
-        envelope_error(resp)
+    # §11.1: the envelope without data on every route, /v1/* included.
+    assert resp.json() == {"status": "FAILED",
+                           "message": "Wrong TT-API-KEY or email is not activated."}
 
 
 def test_auth_keys(emulator: Emulator) -> None:

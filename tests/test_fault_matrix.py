@@ -86,6 +86,8 @@ def _slow_settings() -> dict[str, Any]:
 POST_ROWS = [
     Row("401", {"status": 401}, "error", ("401", "TTAPI_API_KEY", NOT_BILLED)),
     Row("402", {"status": 402}, "error", ("402", "top up", NOT_BILLED)),
+    Row("403-account-blocked", {"kind": "account_blocked"}, "error",
+        ("403", "account is blocked", "contact TTAPI", NOT_BILLED)),
     Row("429-retry-after-0", {"status": 429, "retry_after": "0"}, "completed", requests=2),
     Row("429-exhausted", {"status": 429, "retry_after": "0", "count": 3}, "error",
         ("429", "after 3 attempts", "wait", NOT_BILLED), requests=3),
@@ -117,6 +119,8 @@ NO_B64_ROWS = [  # E4 and E5 answers carry no base64: the fault must change noth
 E5_ROWS = [
     Row("401", {"status": 401}, "error", ("401", "TTAPI_API_KEY", *JOB_KEPT)),
     Row("402", {"status": 402}, "error", ("402", "top up", *JOB_KEPT)),
+    Row("403-account-blocked", {"kind": "account_blocked"}, "error",
+        ("403", "account is blocked", "contact TTAPI", *JOB_KEPT)),
     Row("429-retry-after-0", {"status": 429, "retry_after": "0"}, "completed", requests=2),
     Row("429-exhausted", {"status": 429, "retry_after": "0", "count": 3}, "error",
         ("429", "after 3 attempts", *JOB_KEPT), requests=3),
@@ -198,7 +202,7 @@ class Caller:
                                      headers={"TT-API-KEY": "elsewhere"})
         self.emulator.options.job_seconds = 0.05
         assert answer.status_code == 200, answer.text
-        return str(answer.json()["data"]["jobId"])
+        return str(answer.json()["data"]["job_id"])
 
     async def call(self, tool: Tool, url_result: bool, job_id: str | None = None) -> Any:
         if tool == "generate_image":

@@ -6,6 +6,7 @@ Knows nothing of MCP; the only file access is streaming uploads and result downl
 from .b64values import B64Text, decode_base64
 from .client import TTAPIClient
 from .errors import (
+    AccountBlockedError,
     AuthenticationError,
     ConnectionFailedError,
     ContentPolicyError,
@@ -35,6 +36,7 @@ from .models import (
 from .policy import RetryPolicy, Timeouts
 
 __all__ = [
+    "AccountBlockedError",
     "AuthenticationError",
     "B64Text",
     "ConnectionFailedError",

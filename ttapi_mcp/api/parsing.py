@@ -128,9 +128,13 @@ def error_for_status(
             hint = f"Correct the '{upstream.param}' parameter and try again"
         else:
             hint = "Correct the request and try again; do not resend it unchanged"
-    elif status in (401, 403):
+    elif status == 401:
         kind = errors.AuthenticationError
         hint = "Check TTAPI_API_KEY: the key is missing, mistyped or not allowed"
+    elif status == 403:
+        kind = errors.AccountBlockedError
+        what = "The TTAPI account is blocked; contact TTAPI"
+        hint = "Retrying will not help: ask TTAPI support to lift the block"
     elif status == 402:
         kind = errors.InsufficientBalanceError
         hint = "Top up the TTAPI balance, then try again"

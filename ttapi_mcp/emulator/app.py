@@ -31,7 +31,14 @@ from .images import Upload
 from .jobs import JobManager
 from .models import EmulatorOptions, Fault, HookDelivery, RequestRecord
 from .results import FileStore
-from .shapes import ApiError, error_response, family_of, json_response
+from .shapes import (
+    ApiError,
+    blocked_response,
+    error_response,
+    family_of,
+    json_response,
+    unauthorized_response,
+)
 
 API_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/v1/images/generations": ("E1", ("POST",)),
@@ -211,8 +218,9 @@ class Emulator:
         if fault is not None and fault.kind == "status" and fault.status is not None:
             return status_fault_response(fault, family_of(record.path))
         if not self._authorized(request):
-            raise ApiError(401, "Missing or invalid API key: send a valid key in the TT-API-KEY "
-                                "header (or Authorization: Bearer).", code="invalid_api_key")
+            return unauthorized_response()
+        if fault is not None and fault.kind == "account_blocked":
+            return blocked_response()
         if parse_error is not None:
             raise parse_error
         if route == "E1":

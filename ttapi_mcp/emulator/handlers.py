@@ -157,7 +157,7 @@ async def submit_4o(em: Emulator, request: Request, body: dict[str, Any]) -> Res
         raise bad("hookUrl", "hookUrl must be an http(s) URL")
     job = em.jobs.submit(prompt, list(refer), hook, _base(request))
     return json_response({"status": "SUCCESS", "message": "success",
-                          "data": {"jobId": job.job_id}})
+                          "data": {em.options.job_id_key: job.job_id}})
 
 
 async def fetch_4o(em: Emulator, request: Request, body: dict[str, Any],

@@ -13,7 +13,8 @@ MIB = 1024 * 1024
 FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "download"]
 FaultShape = Literal["openai", "envelope", "text", "empty"]
 FaultKind = Literal[
-    "status", "drop", "malformed_json", "truncated_b64", "truncated_image", "expired_url", "slow"
+    "status", "drop", "malformed_json", "truncated_b64", "truncated_image", "expired_url", "slow",
+    "account_blocked",
 ]
 RouteName = Literal["E1", "E2", "E3", "E4", "E5", "download", "hook", "admin", "unknown"]
 
@@ -30,6 +31,8 @@ class EmulatorOptions(BaseModel):
     job_outcome: Literal["success", "failed"] = "success"
     job_failure_message: str = "job failed"
     pending_queue_seconds: float = Field(default=0.0, ge=0)
+    # The key of the job id in a submit answer: TTAPI's 2026 example says job_id (§11.2).
+    job_id_key: Literal["job_id", "jobId"] = "job_id"
     # Lifetime of result URLs (then 403, like a CDN).
     url_ttl_seconds: float = Field(default=3600.0, ge=0)
     # GPT answers use url + revised_prompt instead of b64_json (contract §9 #1).

@@ -108,6 +108,20 @@ def _raw(value: object) -> RawJSON:
     return value
 
 
+UNAUTHORIZED_MESSAGE = "Wrong TT-API-KEY or email is not activated."
+BLOCKED_MESSAGE = "Account Block"
+
+
+def unauthorized_response() -> Response:
+    """401 on every API route, ``/v1/*`` included: the envelope without ``data`` (§11.1)."""
+    return json_response({"status": "FAILED", "message": UNAUTHORIZED_MESSAGE}, 401)
+
+
+def blocked_response() -> Response:
+    """403 "Account Block": the key is known but the account may not call (§11.1)."""
+    return json_response({"status": "FAILED", "message": BLOCKED_MESSAGE, "data": None}, 403)
+
+
 def error_response(err: ApiError, family: Family) -> Response:
     """Render an ApiError in the family's shape."""
     if family == "openai":

@@ -23,7 +23,8 @@ HEADERS = {"TT-API-KEY": "matrix-key"}
 VALUES: dict[str, list[Any]] = {
     "n": [1, 2, 10, 11, 0],
     "size": ["auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "1792x1024",
-             "1024x1792", "1024x1024 ", "1000x1000", "2048x1152"],
+             "1024x1792", "1024x1024 ", "1000x1000", "2048x1152", "3840x2160", "3840x1280",
+             "3840x1024", "4096x1024", "816x816", "800x800", "2160x3840"],
     "quality": ["auto", "low", "medium", "high", "standard", "hd", "ultra"],
     "style": ["vivid", "natural", "photo"],
     "background": ["transparent", "opaque", "auto", "clear"],
@@ -36,7 +37,7 @@ VALUES: dict[str, list[Any]] = {
 
 def generation_cases() -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
-    for model in MODELS:
+    for model in [*MODELS, "gpt-image-1-mini"]:  # mini: on no TTAPI page, both refuse it
         cases.append({"model": model})
         for param, values in VALUES.items():
             cases.extend({"model": model, param: value} for value in values)
@@ -87,7 +88,7 @@ EDIT_VALUES: dict[str, list[Any]] = {
     "output_format": ["png", "webp", "gif"],
     "response_format": ["url", "b64_json"],
     "style": ["vivid"],
-    "moderation": ["low"],
+    "moderation": ["low", "auto", "high"],
     "n": [1, 2, 11],
 }
 
@@ -96,7 +97,7 @@ def test_edit_matrix_agrees(emulator: Emulator) -> None:
     square = png((64, 64))
     wide = png((96, 64))
     cases: list[tuple[dict[str, Any], list[bytes], bytes | None]] = []
-    for model in MODELS:
+    for model in [*MODELS, "gpt-image-1-mini"]:
         cases.append(({"model": model}, [square], None))
         cases.append(({"model": model}, [square], square))
         cases.append(({"model": model}, [wide], None))

@@ -252,8 +252,11 @@ E1_VALID: list[dict[str, Any]] = [
      "transparent", "output_compression": 0},
     {"model": "dall-e-2", "prompt": "p", "quality": "auto", "size": "512x512"},
     {"model": "dall-e-3", "prompt": "x" * 4000, "quality": "auto"},
-    {"model": "gpt-image-1-mini", "prompt": "p", "size": "1024x1536"},
+    {"model": "gpt-image-1.5", "prompt": "p", "size": "1024x1536"},
     {"model": "gpt-image-2", "prompt": "p", "size": "2048x1152"},
+    {"model": "gpt-image-2", "prompt": "p", "size": "3840x2160"},
+    {"model": "gpt-image-2", "prompt": "p", "size": "3840x1280"},
+    {"model": "gpt-image-2", "prompt": "p", "size": "816x816"},
 ]
 
 
@@ -352,10 +355,14 @@ E2_INVALID: list[tuple[str, dict[str, str], list[Any], str, str]] = [
     ("dall-e-3", {"model": "dall-e-3"}, [png_part("image", GOOD)], "model", "invalid_value"),
     ("style", {"model": "gpt-image-1", "style": "vivid"}, [png_part("image", GOOD)], "style",
      "unknown_parameter"),
-    ("moderation", {"model": "gpt-image-1", "moderation": "low"}, [png_part("image", GOOD)],
-     "moderation", "unknown_parameter"),
-    ("mini fidelity", {"model": "gpt-image-1-mini", "input_fidelity": "low"},
+    ("moderation", {"model": "gpt-image-1", "moderation": "high"}, [png_part("image", GOOD)],
+     "moderation", "invalid_value"),
+    ("gpt-image-2 fidelity", {"model": "gpt-image-2", "input_fidelity": "low"},
      [png_part("image", GOOD)], "input_fidelity", "unknown_parameter"),
+    ("gpt-image-2 transparent", {"model": "gpt-image-2", "background": "transparent"},
+     [png_part("image", GOOD)], "background", "invalid_value"),
+    ("mini is gone", {"model": "gpt-image-1-mini"}, [png_part("image", GOOD)], "model",
+     "invalid_value"),
     ("dall-e-2 fidelity", {"model": "dall-e-2", "input_fidelity": "low"},
      [png_part("image", mask_bytes())], "input_fidelity", "unknown_parameter"),
     ("n not a number", {"model": "gpt-image-1", "n": "two"}, [png_part("image", GOOD)], "n",
@@ -781,6 +788,9 @@ def test_latency_option_applies_to_api_routes(emulator: Emulator) -> None:
     with pytest.raises(httpx2.ReadTimeout):
         httpx2.post(f"{emulator.base_url}{E4}", json={"prompt": "draw"},
                     headers={"TT-API-KEY": KEY}, timeout=httpx2.Timeout(5, read=0.1))
+    deadline = time.monotonic() + 5  # let the abandoned request finish before the next test
+    while not emulator.api_requests("E4") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_photo_sized_option_renders_result_sized_images(

@@ -23,10 +23,8 @@ SLOW_CALLS_BASE_URL = "https://api.ttapi.org"
 MIB = 1024 * 1024
 
 PreviewMode = Literal["thumbnail", "full", "none"]
-GenerateModel = Literal[
-    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
-]
-EditModel = Literal["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
+GenerateModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"]
+EditModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
 
 
 def default_output_dir() -> Path:

@@ -65,6 +65,7 @@ class EditRequest(_Request):
     size: str | None = None
     quality: str | None = None
     background: str | None = None
+    moderation: str | None = None
     output_format: str | None = None
     output_compression: int | None = None
     response_format: str | None = None

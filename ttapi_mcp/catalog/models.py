@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ttapi_mcp.catalog.sizes import RULE_TEXT
+
 MIB = 1024 * 1024
 Tool = Literal["generate", "edit"]
 
@@ -40,8 +42,9 @@ class ModelSpec:
 
 
 def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = False,
-         notes: str = "") -> ModelSpec:
-    edit_options = GPT_OPTIONS | ({"input_fidelity"} if fidelity else frozenset())
+         transparent: bool = True, notes: str = "") -> ModelSpec:
+    edit_options = GPT_OPTIONS | {"moderation"} | ({"input_fidelity"} if fidelity else frozenset())
+    backgrounds = ("transparent", "opaque", "auto") if transparent else ("opaque", "auto")
     return ModelSpec(
         name=name,
         family="gpt",
@@ -59,7 +62,7 @@ def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = Fa
         edit_formats=("png", "jpeg", "webp"),
         notes=notes,
         values={
-            "background": ("transparent", "opaque", "auto"),
+            "background": backgrounds,
             "output_format": ("png", "jpeg", "webp"),
             "moderation": ("low", "auto"),
             "input_fidelity": ("high", "low"),
@@ -72,17 +75,11 @@ MODELS: dict[str, ModelSpec] = {
         "gpt-image-1", beyond=False,
         notes="Best quality; slow at high quality (up to minutes). Always returns base64.",
     ),
-    "gpt-image-1-mini": _gpt(
-        "gpt-image-1-mini", beyond=True, fidelity=False,
-        notes="Cheaper gpt-image-1; no input_fidelity. Beyond TTAPI's documented models.",
-    ),
-    "gpt-image-1.5": _gpt(
-        "gpt-image-1.5", beyond=True, notes="As gpt-image-1. Beyond TTAPI's documented models.",
-    ),
+    "gpt-image-1.5": _gpt("gpt-image-1.5", beyond=False, notes="As gpt-image-1."),
     "gpt-image-2": _gpt(
-        "gpt-image-2", beyond=True, free_size=True,
-        notes="As gpt-image-1, but size is 'auto' or any WxH: both sides multiples of 16, "
-        "long/short <= 3, long side <= 3840, short side <= 2160. Beyond TTAPI's documented models.",
+        "gpt-image-2", beyond=False, free_size=True, fidelity=False, transparent=False,
+        notes="Newest; size is " + RULE_TEXT + ". No transparent background, no "
+        "input_fidelity.",
     ),
     "dall-e-2": ModelSpec(
         name="dall-e-2",

@@ -25,10 +25,8 @@ from ttapi_mcp.service.results import ImageToolResult, PreviewMode
 if TYPE_CHECKING:  # the actions load on the first call: listing tools must not wait for them
     from ttapi_mcp.service import ProgressFn, Services
 
-GenerateModel = Literal[
-    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
-]
-EditModel = Literal["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
+GenerateModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"]
+EditModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
 Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
 
 
@@ -89,7 +87,7 @@ CompressionArg = Annotated[
 BackgroundArg = Annotated[
     Literal["transparent", "opaque", "auto"] | None,
     Field(description="Background (default auto). 'transparent' needs output_format png or "
-          f"webp. {GPT_ONLY}"),
+          f"webp, and is not available on gpt-image-2. {GPT_ONLY}"),
 ]
 PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
 WaitArg = Annotated[
@@ -269,8 +267,12 @@ def register_tools(server: MCPServer) -> None:
         input_fidelity: Annotated[
             Literal["high", "low"] | None,
             Field(description="How closely to keep the input's details such as faces and logos "
-                  "(default low). gpt-image-1, gpt-image-1.5 and gpt-image-2 only (not "
-                  "gpt-image-1-mini, not dall-e-2)."),
+                  "(default low). gpt-image-1 and gpt-image-1.5 only (not gpt-image-2, not "
+                  "dall-e-2)."),
+        ] = None,
+        moderation: Annotated[
+            Literal["low", "auto"] | None,
+            Field(description=f"Content moderation strictness (default auto). {GPT_ONLY}"),
         ] = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
@@ -280,7 +282,7 @@ def register_tools(server: MCPServer) -> None:
             "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
             "size": size, "quality": quality, "background": background,
             "output_format": output_format, "output_compression": output_compression,
-            "input_fidelity": input_fidelity,
+            "input_fidelity": input_fidelity, "moderation": moderation,
         }
         from ttapi_mcp.service import edit_image
 

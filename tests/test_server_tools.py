@@ -46,7 +46,8 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
         "edit_image": {"prompt", "images", "mask", "model", "n", "size", "quality",
                        "background", "output_format", "output_compression", "input_fidelity",
                        "moderation", "preview", "wait", "dedupe"},
-        "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait"},
+        "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "model", "aspect_ratio",
+                        "size"},
         "fetch_job": {"job_id", "wait"},
     }
     for name, tool in tools.items():

@@ -30,6 +30,7 @@ from .models import (
     FourOJob,
     FourOSubmitRequest,
     GenerationRequest,
+    GptJobRequest,
     ImagesResponse,
     LegacyDalle3Request,
     UploadFile,
@@ -185,10 +186,32 @@ class TTAPIClient:
         )
         return parse_job_id(self._succeeded(call, payload), call)
 
+    async def submit_gpt(self, request: GptJobRequest) -> str:
+        """A1: submit a GPT image job on the async GPT route; returns its id (§11.6)."""
+        call = self._call("A1", f"{request.model} job submission")
+        payload = await self._api(
+            call,
+            "POST",
+            "/openai/gpt/generations",
+            read_timeout=self._timeouts.job,
+            json_body=request.to_wire(),
+        )
+        return parse_job_id(self._succeeded(call, payload), call)
+
+    async def fetch_gpt(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
+        """A2: a job of the async GPT route; the job object has the 4o job's shape."""
+        return await self._fetch_job("A2", "/openai/gpt/fetch", f"GPT image job fetch ({job_id})",
+                                     job_id, method)
+
     async def fetch_4o(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
         """E5: the job's current state (POST with JSON by default, or GET with a query)."""
-        call = self._call("E5", f"GPT-4o job fetch ({job_id})")
-        path = "/openai/4o-image/fetch"
+        return await self._fetch_job("E5", "/openai/4o-image/fetch",
+                                     f"GPT-4o job fetch ({job_id})", job_id, method)
+
+    async def _fetch_job(
+        self, route: str, path: str, action: str, job_id: str, method: Literal["POST", "GET"]
+    ) -> FourOJob:
+        call = self._call(route, action)
         timeout = self._timeouts.job
         if method == "GET":
             payload = await self._api(

@@ -109,6 +109,25 @@ class FourOSubmitRequest(_Request):
     )
 
 
+class GptJobRequest(_Request):
+    """`POST /openai/gpt/generations` (§11.6): a GPT image model as an asynchronous job."""
+
+    prompt: str
+    model: str
+    refer_images: list[str] | None = Field(
+        default=None,
+        serialization_alias="referImages",
+        validation_alias=AliasChoices("refer_images", "referImages"),
+    )
+    aspect_ratio: str | None = None
+    size: str | None = None
+    hook_url: str | None = Field(
+        default=None,
+        serialization_alias="hookUrl",
+        validation_alias=AliasChoices("hook_url", "hookUrl"),
+    )
+
+
 @dataclass(frozen=True)
 class UploadFile:
     """A file to upload, streamed from disk; `content_type` should come from sniffed bytes."""

@@ -78,7 +78,7 @@ MODELS: dict[str, ModelSpec] = {
     "gpt-image-1.5": _gpt("gpt-image-1.5", beyond=False, notes="As gpt-image-1."),
     "gpt-image-2": _gpt(
         "gpt-image-2", beyond=False, free_size=True, fidelity=False, transparent=False,
-        notes="Newest; size is " + RULE_TEXT + ". No transparent background, no "
+        notes="Newest; size is 'auto' or " + RULE_TEXT + ". No transparent background, no "
         "input_fidelity.",
     ),
     "dall-e-2": ModelSpec(

@@ -15,7 +15,7 @@ RATIO_MAX = 3
 PIXELS_MIN = 655_360
 PIXELS_MAX = 8_294_400
 RULE_TEXT = (
-    f"'auto' or WIDTHxHEIGHT with both sides multiples of {SIDE_STEP}, long side <= {LONG_MAX}, "
+    f"WIDTHxHEIGHT with both sides multiples of {SIDE_STEP}, long side <= {LONG_MAX}, "
     f"long/short <= {RATIO_MAX}, and {PIXELS_MIN:,} to {PIXELS_MAX:,} pixels in total"
 )
 _WXH = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")

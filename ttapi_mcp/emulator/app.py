@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import handlers
+from . import gptjobs, handlers
 from .faults import (
     DroppedResponse,
     FaultQueue,
@@ -46,7 +46,10 @@ API_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/openai/v1/images/generations": ("E3", ("POST",)),
     "/openai/4o-image/generations": ("E4", ("POST",)),
     "/openai/4o-image/fetch": ("E5", ("GET", "POST")),
+    "/openai/gpt/generations": ("A1", ("POST",)),
+    "/openai/gpt/fetch": ("A2", ("GET", "POST")),
 }
+API_ROUTE_NAMES = tuple(name for name, _ in API_ROUTES.values())
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SECRET_HEADERS = ("tt-api-key", "authorization")
 
@@ -87,9 +90,9 @@ class Emulator:
         self.faults.add(fault)
 
     def api_requests(self, route: str | None = None) -> list[RequestRecord]:
-        """Logged requests of one route, or of all API routes (E1–E5) when None."""
+        """Logged requests of one route, or of all API routes (E1–E5, A1–A2) when None."""
         if route is None:
-            return [r for r in list(self.log) if r.route in ("E1", "E2", "E3", "E4", "E5")]
+            return [r for r in list(self.log) if r.route in API_ROUTE_NAMES]
         return [r for r in list(self.log) if r.route == route]
 
     def arrived(self, route: str) -> list[RequestRecord]:
@@ -231,12 +234,16 @@ class Emulator:
             return await handlers.legacy_dalle3(self, request, body, fault)
         if route == "E4":
             return await handlers.submit_4o(self, request, body)
+        if route == "A1":
+            return await gptjobs.submit_gpt(self, request, body)
+        if route == "A2":
+            return await gptjobs.fetch_gpt(self, request, body, fault)
         return await handlers.fetch_4o(self, request, body, fault)
 
     async def _read_json(self, request: Request, record: RequestRecord) -> dict[str, Any]:
         raw = await request.body()
         if not raw.strip():
-            if record.route == "E5":
+            if record.route in ("E5", "A2"):
                 return {}
             raise ApiError(400, "The request body is empty; send a JSON object.")
         try:

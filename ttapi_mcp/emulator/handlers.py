@@ -26,6 +26,7 @@ from .validate import (
 
 if TYPE_CHECKING:
     from .app import Emulator
+    from .jobs import Job
 
 INT_FIELDS = ("n", "output_compression", "partial_images")
 _INDEXED = re.compile(r"image\[(\d+)\]")
@@ -169,8 +170,13 @@ async def fetch_4o(em: Emulator, request: Request, body: dict[str, Any],
     if not job_id or not isinstance(job_id, str):
         raise ApiError(400, "jobId is required", param="jobId")
     job = em.jobs.get(job_id)
-    if job is None:
+    if job is None or job.route != "4o":
         raise ApiError(404, "job not found", code=None, param="jobId")
+    return job_answer(em, request, job, fault)
+
+
+def job_answer(em: Emulator, request: Request, job: Job, fault: Fault | None) -> Response:
+    """The job object, after the fault's forced status or expired result, if any."""
     shown: str | None = None
     if fault is not None and fault.job_status:
         em.jobs.force(job, fault.job_status)

@@ -10,13 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MIB = 1024 * 1024
 
-FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "download"]
+# A1/A2: the async GPT route's submit and fetch (§11.6).
+FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "download"]
 FaultShape = Literal["openai", "envelope", "text", "empty"]
 FaultKind = Literal[
     "status", "drop", "malformed_json", "truncated_b64", "truncated_image", "expired_url", "slow",
     "account_blocked",
 ]
-RouteName = Literal["E1", "E2", "E3", "E4", "E5", "download", "hook", "admin", "unknown"]
+RouteName = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "download", "hook", "admin",
+                    "unknown"]
 
 
 class EmulatorOptions(BaseModel):

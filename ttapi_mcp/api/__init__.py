@@ -3,6 +3,7 @@
 Knows nothing of MCP; the only file access is streaming uploads and result downloads.
 """
 
+from .account import QUOTA_PER_USD, AccountInfo, mask_email, quota_text
 from .b64values import B64Text, decode_base64
 from .client import TTAPIClient
 from .errors import (
@@ -37,6 +38,10 @@ from .models import (
 from .policy import RetryPolicy, Timeouts
 
 __all__ = [
+    "QUOTA_PER_USD",
+    "AccountInfo",
+    "mask_email",
+    "quota_text",
     "AccountBlockedError",
     "AuthenticationError",
     "B64Text",

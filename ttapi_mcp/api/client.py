@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
+from pydantic import ValidationError
 
 from . import errors
+from .account import AccountInfo
 from .b64values import load_json_b64_views
 from .download import EXPIRED_HINT, save_stream
 from .models import (
@@ -223,6 +225,22 @@ class TTAPIClient:
             )
         is_job = isinstance(payload, dict) and ("jobId" in payload or "job_id" in payload)
         return parse_job(payload if is_job else self._succeeded(call, payload), call)
+
+    async def account_info(self) -> AccountInfo:
+        """M1: the account's balance, frozen balance and queue limit, in quota (§11.7).
+
+        Read-only, so transient failures are retried; the e-mail is masked on parsing.
+        """
+        call = self._call("M1", "account balance check")
+        payload = await self._api(
+            call, "GET", "/midjourney/v1/info", read_timeout=self._timeouts.job
+        )
+        try:
+            return AccountInfo.model_validate(self._succeeded(call, payload))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise protocol_error(call, f"{where}: {first['msg']}") from None
 
     async def download(self, url: str, dest: Path, max_bytes: int) -> DownloadResult:
         """Save a result URL to `dest` (streamed, capped at `max_bytes`, atomic rename).

@@ -34,8 +34,9 @@ class Call:
 
     @property
     def idempotent(self) -> bool:
-        """Only the job fetch can be repeated without risk of a second charge."""
-        return self.route in FETCH_ROUTES
+        """Only the job fetches and the balance check can be repeated without risk of a
+        second charge."""
+        return self.route in FETCH_ROUTES or self.route == "M1"
 
     @property
     def submits_job(self) -> bool:
@@ -148,7 +149,7 @@ def error_for_status(
         kind = errors.NotFoundError
         hint = (
             "TTAPI does not know this job id (unknown, not failed); check the id"
-            if call.idempotent
+            if call.route in FETCH_ROUTES
             else "Check base_url: it must be TTAPI's origin, e.g. https://api.ttapi.io, without /v1"
         )
     elif status == 429:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import gptjobs, handlers
+from .account import Account
 from .faults import (
     DroppedResponse,
     FaultQueue,
@@ -48,6 +49,7 @@ API_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/openai/4o-image/fetch": ("E5", ("GET", "POST")),
     "/openai/gpt/generations": ("A1", ("POST",)),
     "/openai/gpt/fetch": ("A2", ("GET", "POST")),
+    "/midjourney/v1/info": ("M1", ("GET", "POST")),
 }
 API_ROUTE_NAMES = tuple(name for name, _ in API_ROUTES.values())
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -77,6 +79,7 @@ class Emulator:
         self.faults = FaultQueue()
         self.files = FileStore()
         self.jobs = JobManager(self.files, lambda: self.options, self._record)
+        self.account = Account(lambda: self.options, self.jobs.ended)
         self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=ALL_METHODS)])
 
     # -- Python API -------------------------------------------------------------------------
@@ -109,6 +112,7 @@ class Emulator:
         self.clear_log()
         self.faults.clear()
         self.jobs.reset()
+        self.account.reset()
         self.files.clear()
         for name in type(self._defaults).model_fields:
             setattr(self.options, name, getattr(self._defaults, name))
@@ -238,12 +242,14 @@ class Emulator:
             return await gptjobs.submit_gpt(self, request, body)
         if route == "A2":
             return await gptjobs.fetch_gpt(self, request, body, fault)
+        if route == "M1":
+            return json_response(self.account.info())
         return await handlers.fetch_4o(self, request, body, fault)
 
     async def _read_json(self, request: Request, record: RequestRecord) -> dict[str, Any]:
         raw = await request.body()
         if not raw.strip():
-            if record.route in ("E5", "A2"):
+            if record.route in ("E5", "A2", "M1"):
                 return {}
             raise ApiError(400, "The request body is empty; send a JSON object.")
         try:

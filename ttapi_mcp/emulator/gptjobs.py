@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .account import JOB_PRICES
 from .handlers import _base, _http_url, job_answer
 from .models import Fault
 from .shapes import ApiError, json_response
@@ -93,8 +94,11 @@ async def submit_gpt(em: Emulator, request: Request, body: dict[str, Any]) -> Re
     hook = body.get("hookUrl")
     if hook is not None and not _http_url(hook):
         raise bad("hookUrl", "hookUrl must be an http(s) URL")
+    price = JOB_PRICES[model]
+    em.account.cover(price, f"a {model} job")
     job = em.jobs.submit(prompt, list(refer), hook, _base(request), route="gpt", model=model,
                          size=(width, height))
+    em.account.hold(job.job_id, price)
     return json_response({"status": "SUCCESS", "message": "success",
                           "data": {em.options.job_id_key: job.job_id}})
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .account import JOB_PRICES, image_price
 from .images import Limits, Upload, check_edit_images, closest_size
 from .models import Fault
 from .render import MIME, RenderSpec, render, render_b64_json
@@ -76,7 +77,15 @@ async def generations(em: Emulator, request: Request, body: dict[str, Any],
                       fault: Fault | None) -> Response:
     """E1: POST /v1/images/generations."""
     params = validate_images_request(body, "E1")
+    _charge(em, params)
     return json_response(await images_response(em, request, params, fault, params.model))
+
+
+def _charge(em: Emulator, params: ImageParams) -> None:
+    """The call's price leaves the balance, or the call is refused with 402."""
+    width, height = params.dims
+    price = image_price(params.model, params.quality, width, height, params.n)
+    em.account.charge(price, f"{params.n} {params.model} image(s)")
 
 
 def _form_value(name: str, value: str) -> Any:
@@ -123,6 +132,7 @@ async def edits(em: Emulator, request: Request, fields: list[tuple[str, Any]],
     width, height = await run_in_threadpool(check_edit_images, images, mask, params.model, limits)
     if params.size == "auto":
         params.size = closest_size(width, height)
+    _charge(em, params)
     label = f"{params.model} edit ({len(images)} image{'s' if len(images) > 1 else ''})"
     result = await images_response(em, request, params, fault, label, len(images))
     return json_response(result)
@@ -132,6 +142,7 @@ async def legacy_dalle3(em: Emulator, request: Request, body: dict[str, Any],
                         fault: Fault | None) -> Response:
     """E3: POST /openai/v1/images/generations, answered in the envelope."""
     params = validate_e3(body)
+    _charge(em, params)
     data = await images_response(em, request, params, fault, "dall-e-3 (legacy route)")
     return json_response({"status": "SUCCESS", "message": "success", "data": data})
 
@@ -156,7 +167,10 @@ async def submit_4o(em: Emulator, request: Request, body: dict[str, Any]) -> Res
     hook = body.get("hookUrl")
     if hook is not None and not _http_url(hook):
         raise bad("hookUrl", "hookUrl must be an http(s) URL")
+    price = JOB_PRICES["gpt-4o-image"]
+    em.account.cover(price, "a GPT-4o image job")
     job = em.jobs.submit(prompt, list(refer), hook, _base(request))
+    em.account.hold(job.job_id, price)
     return json_response({"status": "SUCCESS", "message": "success",
                           "data": {em.options.job_id_key: job.job_id}})
 

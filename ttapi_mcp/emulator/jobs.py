@@ -93,6 +93,12 @@ class JobManager:
             task.add_done_callback(self._tasks.discard)
         return job
 
+    def ended(self) -> list[tuple[str, bool]]:
+        """(id, succeeded) of every job that has ended."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [(j.job_id, j.status() == "SUCCESS") for j in jobs if j.status() in TERMINAL]
+
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)

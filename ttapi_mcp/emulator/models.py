@@ -11,14 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 MIB = 1024 * 1024
 
 # A1/A2: the async GPT route's submit and fetch (§11.6).
-FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "download"]
+FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "M1", "download"]
 FaultShape = Literal["openai", "envelope", "text", "empty"]
 FaultKind = Literal[
     "status", "drop", "malformed_json", "truncated_b64", "truncated_image", "expired_url", "slow",
     "account_blocked",
 ]
-RouteName = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "download", "hook", "admin",
-                    "unknown"]
+RouteName = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "M1", "download", "hook",
+                    "admin", "unknown"]
 
 
 class EmulatorOptions(BaseModel):
@@ -44,6 +44,12 @@ class EmulatorOptions(BaseModel):
     # Noisy images about as large as real results (~2.4 MB PNG at 1024x1024), for benchmarks.
     photo_sized: bool = False
     hook_timeout: float = Field(default=10.0, gt=0)
+    # The account (§11.7): starting balance in quota, lowered by each charged call's price
+    # (see account.py); charge=False keeps it constant.
+    starting_balance: float = Field(default=100_000.0, ge=0)
+    charge: bool = True
+    account_email: str = "demo.user@ttapi-emulator.test"
+    max_queue: int = Field(default=10, ge=0)
     # Strict upper bounds in bytes for edit uploads (§8).
     max_gpt_image_bytes: int = Field(default=25 * MIB, gt=0)
     max_dalle2_image_bytes: int = Field(default=4 * MIB, gt=0)

@@ -53,7 +53,7 @@ def family_of(path: str) -> Family:
     """`/v1/*` answers in OpenAI's shape, `/openai/*` in the envelope, anything else text."""
     if path.startswith("/v1/") or path == "/v1":
         return "openai"
-    if path.startswith("/openai/") or path == "/openai":
+    if path.startswith(("/openai/", "/midjourney/")) or path == "/openai":
         return "envelope"
     return "text"
 

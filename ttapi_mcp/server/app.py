@@ -27,6 +27,7 @@ from pydantic import AnyUrl
 from ttapi_mcp import __version__
 from ttapi_mcp.config import Settings
 
+from .account import ACCOUNT_URI, account_json, register_account
 from .hooks import register_hooks
 from .prompts import register_prompts
 from .resources import (
@@ -210,6 +211,9 @@ class TTAPIServer(MCPServer[Startup]):
             image_id = text.removeprefix(IMAGE_PREFIX)
             services = await services_of(context.request_context.lifespan_context)
             return [await read_image(services, image_id)]
+        if text == ACCOUNT_URI and context is not None:
+            doc = await account_json(await services_of(context.request_context.lifespan_context))
+            return [ReadResourceContents(content=doc, mime_type="application/json")]
         if text == JOBS_URI and context is not None:
             doc = await jobs_json(await services_of(context.request_context.lifespan_context))
             return [ReadResourceContents(content=doc, mime_type="application/json")]
@@ -222,6 +226,7 @@ def build_server(settings: Settings) -> TTAPIServer:
     register_tools(server)
     forbid_extra_in_schema(server._tool_manager.list_tools())
     register_resources(server)
+    register_account(server)
     register_prompts(server)
     register_hooks(server)
     return server

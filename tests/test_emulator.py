@@ -412,10 +412,38 @@ def test_e2_byte_limits(http: httpx2.Client, emulator: Emulator) -> None:
     assert error_of(resp)["param"] == "mask"
 
 
-def test_e2_json_body_refused(http: httpx2.Client) -> None:
-    resp = http.post(E2, json={"model": "gpt-image-1", "prompt": "p", "images": []})
-    assert resp.status_code == 400
-    assert "multipart/form-data required" in error_of(resp)["message"]
+def test_e2_json_form_rules(http: httpx2.Client) -> None:
+    """§11.5: the JSON edit body, GPT models only, image_url or (refused) file_id."""
+    good = "data:image/png;base64," + base64.b64encode(GOOD).decode()
+    cases = [
+        ({"model": "gpt-image-1", "prompt": "p", "images": []}, "images"),
+        ({"model": "dall-e-2", "prompt": "p", "images": [{"image_url": good}]}, "model"),
+        ({"model": "gpt-image-1", "prompt": "p", "images": [{"file_id": "file-1"}]},
+         "images[0]"),
+        ({"model": "gpt-image-1", "prompt": "p",
+          "images": [{"image_url": "https://example.com/a.png"}]}, "images[0]"),
+        ({"model": "gpt-image-1", "prompt": "p", "images": [{"image_url": good}],
+          "moderation": "high"}, "moderation"),
+    ]
+    for body, param in cases:
+        resp = http.post(E2, json=body)
+        assert resp.status_code == 400, body
+        assert error_of(resp)["param"] == param, (body, resp.text)
+    resp = http.post(E2, content=b"prompt=p", headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 400 and "JSON" in error_of(resp)["message"]
+
+
+def test_e2_json_form_edits_data_uris_and_own_urls(http: httpx2.Client) -> None:
+    url = http.post(E1, json={"model": "dall-e-2", "prompt": "a boat", "size": "256x256",
+                              "response_format": "url"}).json()["data"][0]["url"]
+    good = "data:image/png;base64," + base64.b64encode(GOOD).decode()
+    body = {"model": "gpt-image-1", "prompt": "join them", "quality": "low", "n": 2,
+            "moderation": "low", "size": "1024x1024",
+            "images": [{"image_url": good}, {"image_url": url}]}
+    out = http.post(E2, json=body)
+    assert out.status_code == 200, out.text
+    assert len(out.json()["data"]) == 2 and out.json()["usage"]["input_tokens_details"][
+        "image_tokens"] > 0
 
 
 # -- E3 -------------------------------------------------------------------------------------

@@ -101,6 +101,10 @@ class Settings(BaseModel):
         None, description="Required to bind HTTP beyond loopback."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
+    # JSON edit form: GPT edits whose inputs are all http(s) URLs go as image_url entries.
+    edit_json_for_urls: bool = Field(
+        False, description="Send GPT edits of http(s) URLs as JSON (TTAPI fetches them)."
+    )
     # Account balance (ttapi://account, doctor): 1 USD = 100 quota.
     low_balance_quota: float = Field(
         100.0, ge=0, description="Warn when the TTAPI balance is below this many quota."

@@ -160,6 +160,25 @@ class TTAPIClient:
         )
         return parse_images(self._succeeded(call, payload), call)
 
+    async def edit_by_url(
+        self, request: EditRequest, image_urls: list[str], mask_url: str | None = None
+    ) -> ImagesResponse:
+        """E2 as JSON (§11.5): TTAPI fetches the images itself; nothing is uploaded."""
+        call = self._call("E2", "image edit")
+        body: dict[str, Any] = {
+            **request.to_wire(), "images": [{"image_url": url} for url in image_urls]
+        }
+        if mask_url is not None:
+            body["mask"] = {"image_url": mask_url}
+        payload = await self._api(
+            call,
+            "POST",
+            "/v1/images/edits",
+            read_timeout=self._timeouts.for_model(request.model),
+            json_body=body,
+        )
+        return parse_images(self._succeeded(call, payload), call)
+
     async def generate_legacy_dalle3(self, request: LegacyDalle3Request) -> ImagesResponse:
         """E3: the deprecated dall-e-3 route; its envelope is unwrapped."""
         call = self._call("E3", "dall-e-3 generation (legacy route)")

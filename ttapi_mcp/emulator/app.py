@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import gptjobs, handlers
+from . import editjson, gptjobs, handlers
 from .account import Account
 from .faults import (
     DroppedResponse,
@@ -213,10 +213,15 @@ class Emulator:
                         else:
                             fields.append((key, value))
                             record.form[key] = value
+            elif ctype.lower().startswith("application/json"):
+                try:  # §11.5: the JSON form, GPT models only
+                    body = await self._read_json(request, record)
+                except ApiError as err:
+                    parse_error = err
             else:
                 await self._read_json(request, record)
-                parse_error = ApiError(400, "multipart/form-data required: send the images "
-                                            "as file parts (image or image[]).")
+                parse_error = ApiError(400, "Send the edit as multipart/form-data (images as "
+                                            "file parts) or as JSON with image_url entries.")
         elif request.method == "POST":
             try:
                 body = await self._read_json(request, record)
@@ -233,6 +238,8 @@ class Emulator:
         if route == "E1":
             return await handlers.generations(self, request, body, fault)
         if route == "E2":
+            if body:
+                fields = await editjson.json_edit_parts(self, body)
             return await handlers.edits(self, request, fields, fault)
         if route == "E3":
             return await handlers.legacy_dalle3(self, request, body, fault)

@@ -21,7 +21,7 @@ from ttapi_mcp.api import (
     LegacyDalle3Request,
     TTAPIError,
 )
-from ttapi_mcp.catalog import upstream_options, validate_generation
+from ttapi_mcp.catalog import MODELS, upstream_options, validate_edit, validate_generation
 
 from .common import (
     ProgressFn,
@@ -37,7 +37,7 @@ from .common import (
 from .dedupe import call_key, file_hashes
 from .inputs import check_edit, resolve_edit_inputs
 from .localjobs import run_local
-from .progress import ticking
+from .progress import Ticker, ticking
 from .results import ImageToolResult
 from .runner import LiveJob
 
@@ -115,6 +115,9 @@ async def edit_image(
         params.setdefault("model", settings.default_edit_model)
         refs: list[str] = list(args.get("images") or [])
         mask_ref: str | None = args.get("mask")
+        if _by_url(services, params, [*refs, *([mask_ref] if mask_ref else [])]):
+            return await _edit_by_url(services, params, refs, mask_ref, ticker, wait=wait,
+                                      dedupe=dedupe, preview_edge=preview_edge)
         async with AsyncExitStack() as stack:
             inputs = await stack.enter_async_context(
                 resolve_edit_inputs(services, refs, mask_ref)
@@ -165,6 +168,50 @@ async def edit_image(
                 args=recorded, key=key, work=work, ticker=ticker, wait=wait, dedupe=dedupe,
                 cleanup=stack.pop_all(),
             )
+
+
+def _by_url(services: Services, params: dict[str, Any], refs: list[str]) -> bool:
+    """The JSON edit form (§11.5) is used when configured, for GPT models, and only when
+    every input is an http(s) URL: then TTAPI fetches them and nothing is uploaded."""
+    settings = services.settings
+    spec = MODELS.get(str(params.get("model")))
+    return (settings.edit_json_for_urls and settings.allow_url_inputs and spec is not None
+            and spec.family == "gpt" and bool(refs)
+            and all(ref.lower().startswith(("http://", "https://")) for ref in refs))
+
+
+async def _edit_by_url(
+    services: Services, params: dict[str, Any], refs: list[str], mask_ref: str | None,
+    ticker: Ticker, *, wait: bool, dedupe: bool, preview_edge: int | None,
+) -> ImageToolResult:
+    """Edit by URL: the parameter rules are checked here; the images only TTAPI sees."""
+    violations = [v for v in validate_edit(params, [], None)
+                  if not v.param.startswith(("images", "mask"))]
+    if violations:
+        raise violations_error(violations)
+    client = services.require_client()
+    sent = upstream_options(params)
+    recorded = {**sent, "images": refs, "mask": mask_ref}
+
+    async def work(job: LiveJob) -> ImageToolResult:
+        await _queue(services, job)
+        async with services.require_runner().limiter:
+            request_id = await services.store.start_request("edit_image", "E2", recorded)
+            job.set_phase(f"waiting for TTAPI ({sent['model']}, images by URL)")
+            job.commit()
+            try:
+                response = await client.edit_by_url(EditRequest(**sent), refs, mask_ref)
+            except TTAPIError as exc:
+                await services.store.finish_request(request_id, "error", error=str(exc))
+                raise upstream_error(exc) from None
+        return await _finish(services, request_id, recorded, response, _phase_progress(job),
+                             preview_edge)
+
+    return await run_local(
+        services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
+        args=recorded, key=call_key("edit_image", recorded), work=work, ticker=ticker,
+        wait=wait, dedupe=dedupe,
+    )
 
 
 async def _queue(services: Services, job: LiveJob) -> None:

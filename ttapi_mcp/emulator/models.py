@@ -15,7 +15,7 @@ FaultRoute = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "M1", "download"]
 FaultShape = Literal["openai", "envelope", "text", "empty"]
 FaultKind = Literal[
     "status", "drop", "malformed_json", "truncated_b64", "truncated_image", "expired_url", "slow",
-    "account_blocked",
+    "account_blocked", "stream_cut", "stream_malformed", "stream_no_completed",
 ]
 RouteName = Literal["E1", "E2", "E3", "E4", "E5", "A1", "A2", "M1", "download", "hook",
                     "admin", "unknown"]
@@ -39,6 +39,8 @@ class EmulatorOptions(BaseModel):
     url_ttl_seconds: float = Field(default=3600.0, ge=0)
     # GPT answers use url + revised_prompt instead of b64_json (contract §9 #1).
     gpt_url_form: bool = False
+    # A streamed answer (§11.4) spreads its events over this many seconds.
+    stream_seconds: float = Field(default=0.2, ge=0)
     # Added to every API route (E1-E5), not to downloads or admin routes.
     latency_seconds: float = Field(default=0.0, ge=0)
     # Noisy images about as large as real results (~2.4 MB PNG at 1024x1024), for benchmarks.

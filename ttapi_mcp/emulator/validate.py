@@ -59,6 +59,8 @@ class ImageParams:
     output_format: str = "png"
     output_compression: int = 100
     response_format: str = "b64_json"
+    stream: bool = False  # §11.4: server-sent events
+    partial_images: int = 0
 
     @property
     def is_gpt(self) -> bool:
@@ -227,13 +229,13 @@ def _check_gpt_options(body: dict[str, Any], params: ImageParams) -> None:
     if response_format == "url":
         raise bad("response_format", f"Invalid value: 'url'. Model '{params.model}' always "
                                      "returns b64_json; omit response_format.")
-    if body.get("stream") is True:
-        raise bad("stream", "streaming is not supported")
     partial = body.get("partial_images")
     if partial is not None and not 0 <= partial <= 3:
         raise bad("partial_images", f"Invalid 'partial_images': {partial}. Expected 0 to 3.")
-    if partial:
-        raise bad("partial_images", "streaming is not supported")
+    if partial and body.get("stream") is not True:
+        raise bad("partial_images", "partial_images needs stream: true.")
+    params.stream = body.get("stream") is True
+    params.partial_images = partial or 0
     if background == "transparent" and params.model == "gpt-image-2":
         raise bad("background", "Transparent background is not supported by gpt-image-2.")
     if background == "transparent" and fmt == "jpeg":

@@ -51,6 +51,7 @@ from .parsing import (
     scrub,
 )
 from .policy import RetryPolicy, Timeouts, parse_retry_after
+from .streaming import PartialFn, StreamReader
 
 logger = logging.getLogger("ttapi_mcp.api")
 
@@ -126,8 +127,14 @@ class TTAPIClient:
 
     # -- routes ---------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> ImagesResponse:
-        """E1: create images (gpt-image-*, dall-e-2, dall-e-3)."""
+    async def generate(
+        self, request: GenerationRequest, on_partial: PartialFn | None = None
+    ) -> ImagesResponse:
+        """E1: create images (gpt-image-*, dall-e-2, dall-e-3).
+
+        With ``request.stream`` the answer is read as server-sent events: ``on_partial`` gets
+        each partial image as it arrives (a plain JSON answer is accepted too).
+        """
         call = self._call("E1", "image generation")
         payload = await self._api(
             call,
@@ -135,6 +142,7 @@ class TTAPIClient:
             "/v1/images/generations",
             read_timeout=self._timeouts.for_model(request.model),
             json_body=request.to_wire(),
+            stream=_reader(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -144,10 +152,12 @@ class TTAPIClient:
         images: list[UploadFile],
         mask: UploadFile | None = None,
         on_sent: SentFn | None = None,
+        on_partial: PartialFn | None = None,
     ) -> ImagesResponse:
         """E2: edit images; files are streamed from disk as multipart parts.
 
-        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress).
+        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress);
+        ``on_partial`` as for :meth:`generate`.
         """
         call = self._call("E2", "image edit")
         payload = await self._api(
@@ -157,11 +167,13 @@ class TTAPIClient:
             read_timeout=self._timeouts.for_model(request.model),
             form=(request.to_form(), images, mask),
             on_sent=on_sent,
+            stream=_reader(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
     async def edit_by_url(
-        self, request: EditRequest, image_urls: list[str], mask_url: str | None = None
+        self, request: EditRequest, image_urls: list[str], mask_url: str | None = None,
+        on_partial: PartialFn | None = None,
     ) -> ImagesResponse:
         """E2 as JSON (§11.5): TTAPI fetches the images itself; nothing is uploaded."""
         call = self._call("E2", "image edit")
@@ -176,6 +188,7 @@ class TTAPIClient:
             "/v1/images/edits",
             read_timeout=self._timeouts.for_model(request.model),
             json_body=body,
+            stream=_reader(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -341,6 +354,7 @@ class TTAPIClient:
         params: dict[str, str] | None = None,
         form: tuple[dict[str, str], list[UploadFile], UploadFile | None] | None = None,
         on_sent: SentFn | None = None,
+        stream: StreamReader | None = None,
     ) -> Any:
         """Send an API request with retries; returns the decoded JSON of the 2xx answer."""
         timeout = httpx2.Timeout(
@@ -364,7 +378,7 @@ class TTAPIClient:
                         fields, images, mask = form
                         send = {"data": fields, "files": open_parts(images, mask, stack, on_sent)}
                     response, body = await self._receive(
-                        method, path, headers=headers, timeout=timeout, **send)
+                        method, path, headers=headers, timeout=timeout, stream=stream, **send)
             except httpx2.HTTPError as exc:
                 self._log(method, path, type(exc).__name__, number, started)
                 raise self._transport_failure(call, exc, number, read_timeout) from None
@@ -375,7 +389,7 @@ class TTAPIClient:
 
     async def _receive(
         self, method: str, path: str, *, headers: dict[str, str], timeout: httpx2.Timeout,
-        **send: Any,
+        stream: StreamReader | None = None, **send: Any,
     ) -> tuple[httpx2.Response, bytearray]:
         """Send a request (``send``: its content, params or form) and read its answer into
         one buffer.
@@ -386,6 +400,9 @@ class TTAPIClient:
         async with self._http.stream(
             method, path, headers=headers, timeout=timeout, **send
         ) as response:
+            kind = response.headers.get("Content-Type", "")
+            if stream is not None and response.is_success and kind.startswith("text/event-stream"):
+                return response, await _read_events(response, stream)
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -474,6 +491,21 @@ class TTAPIClient:
             number,
             time.monotonic() - started,
         )
+
+
+def _reader(stream: bool | None, n: int | None, on_partial: PartialFn | None
+            ) -> StreamReader | None:
+    return StreamReader(expected=n or 1, on_partial=on_partial) if stream else None
+
+
+async def _read_events(response: httpx2.Response, reader: StreamReader) -> bytearray:
+    """Parse the events as they come; a break keeps what completed (the rest is missing)."""
+    try:
+        async for chunk in response.aiter_bytes():
+            await reader.feed(chunk)
+    except (httpx2.TransportError, ValueError) as exc:
+        reader.problems.append(f"the stream broke ({type(exc).__name__})")
+    return bytearray(json.dumps(reader.response()).encode("utf-8"))
 
 
 def _after(number: int) -> str:

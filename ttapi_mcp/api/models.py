@@ -53,6 +53,8 @@ class GenerationRequest(_Request):
     output_format: str | None = None
     output_compression: int | None = None
     response_format: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
     user: str | None = None
 
 
@@ -70,6 +72,8 @@ class EditRequest(_Request):
     output_compression: int | None = None
     response_format: str | None = None
     input_fidelity: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
     user: str | None = None
 
     def to_form(self) -> dict[str, str]:
@@ -192,6 +196,9 @@ class ImagesResponse(_Response):
     quality: str | None = None
     size: str | None = None
     usage: Usage | None = None
+    stream_missing: int = 0
+    """Streamed answers only: images whose `completed` event never came (maybe billed)."""
+    stream_problems: list[str] = Field(default_factory=list)
 
     @field_validator("usage", mode="wrap")
     @classmethod

@@ -79,7 +79,7 @@ async def generations(em: Emulator, request: Request, body: dict[str, Any],
     """E1: POST /v1/images/generations."""
     params = validate_images_request(body, "E1")
     _charge(em, params)
-    if params.stream:
+    if params.stream and not em.options.ignore_stream:
         return stream_response(params, params.model, params.partial_images,
                                em.options.stream_seconds, "image_generation", 0, fault)
     return json_response(await images_response(em, request, params, fault, params.model))
@@ -138,7 +138,7 @@ async def edits(em: Emulator, request: Request, fields: list[tuple[str, Any]],
         params.size = closest_size(width, height)
     _charge(em, params)
     label = f"{params.model} edit ({len(images)} image{'s' if len(images) > 1 else ''})"
-    if params.stream:
+    if params.stream and not em.options.ignore_stream:
         return stream_response(params, label, params.partial_images, em.options.stream_seconds,
                                "image_edit", len(images), fault)
     result = await images_response(em, request, params, fault, label, len(images))

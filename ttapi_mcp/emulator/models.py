@@ -41,6 +41,8 @@ class EmulatorOptions(BaseModel):
     gpt_url_form: bool = False
     # A streamed answer (§11.4) spreads its events over this many seconds.
     stream_seconds: float = Field(default=0.2, ge=0)
+    # Answer a streamed request with plain JSON (TTAPI may not relay the stream, §11.4).
+    ignore_stream: bool = False
     # Added to every API route (E1-E5), not to downloads or admin routes.
     latency_seconds: float = Field(default=0.0, ge=0)
     # Noisy images about as large as real results (~2.4 MB PNG at 1024x1024), for benchmarks.

@@ -42,10 +42,11 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
     expected_args = {
         "generate_image": {"prompt", "model", "n", "size", "quality", "style", "background",
                            "output_format", "output_compression", "moderation",
-                           "response_format", "preview", "wait", "dedupe"},
+                           "response_format", "partial_images", "preview", "wait",
+                           "dedupe"},
         "edit_image": {"prompt", "images", "mask", "model", "n", "size", "quality",
                        "background", "output_format", "output_compression", "input_fidelity",
-                       "moderation", "preview", "wait", "dedupe"},
+                       "moderation", "partial_images", "preview", "wait", "dedupe"},
         "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "model", "aspect_ratio",
                         "size"},
         "fetch_job": {"job_id", "wait"},

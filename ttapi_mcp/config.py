@@ -101,6 +101,10 @@ class Settings(BaseModel):
         None, description="Required to bind HTTP beyond loopback."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
+    # Streamed results (§11.4): partial images per image by default, 0-3 (GPT models only).
+    partial_images: int = Field(
+        0, ge=0, le=3, description="Default partial_images for GPT generate/edit calls."
+    )
     # JSON edit form: GPT edits whose inputs are all http(s) URLs go as image_url entries.
     edit_json_for_urls: bool = Field(
         False, description="Send GPT edits of http(s) URLs as JSON (TTAPI fetches them)."

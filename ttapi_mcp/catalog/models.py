@@ -12,7 +12,9 @@ MIB = 1024 * 1024
 Tool = Literal["generate", "edit"]
 
 # response_format: GPT models always answer base64; "b64_json" is tolerated, "url" refused.
-GPT_OPTIONS = frozenset({"background", "output_format", "output_compression", "response_format"})
+GPT_OPTIONS = frozenset({"background", "output_format", "output_compression", "response_format",
+                         "partial_images"})
+PARTIAL_IMAGES_MAX = 3
 GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 GPT_QUALITIES = ("auto", "low", "medium", "high")
 
@@ -126,6 +128,10 @@ def upstream_options(params: Mapping[str, Any]) -> dict[str, Any]:
         del sent["quality"]
     if spec.family == "gpt":
         sent.pop("response_format", None)
+        if sent.get("partial_images"):  # §11.4: partials come only in a stream
+            sent["stream"] = True
+        else:
+            sent.pop("partial_images", None)
     return sent
 
 
@@ -171,6 +177,8 @@ def _options_json(spec: ModelSpec, options: frozenset[str]) -> dict[str, list[st
 def _option_values(spec: ModelSpec, option: str) -> tuple[str, ...]:
     if option == "output_compression":
         return ("0-100",)
+    if option == "partial_images":
+        return (f"0-{PARTIAL_IMAGES_MAX}",)
     if option == "response_format":
         return spec.response_formats
     return spec.values.get(option, ())

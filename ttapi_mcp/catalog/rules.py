@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ttapi_mcp.catalog.models import MIB, MODELS, ModelSpec, Tool
+from ttapi_mcp.catalog.models import MIB, MODELS, PARTIAL_IMAGES_MAX, ModelSpec, Tool
 from ttapi_mcp.catalog.sizes import free_size_problem, nearest_free_size
 from ttapi_mcp.imagefacts import ACCEPTED_FORMATS_TEXT, ImageFacts
 
 MASK_MAX_BYTES = 4 * MIB
 OPTIONAL_FIELDS = (
     "style", "background", "moderation", "output_format", "output_compression",
-    "response_format", "input_fidelity",
+    "response_format", "input_fidelity", "partial_images",
 )
 
 
@@ -113,6 +113,8 @@ def _common(params: Mapping[str, Any], tool: Tool, spec: ModelSpec,
                 f"{name} is not accepted by {spec.name} ({where}); leave it out."))
         elif name == "output_compression":
             _check_int(params, name, 0, 100, out, spec.name)
+        elif name == "partial_images":
+            _check_int(params, name, 0, PARTIAL_IMAGES_MAX, out, spec.name)
         elif name == "response_format":
             _check_choice(params, name, spec.response_formats, out, spec.name)
         else:

@@ -29,6 +29,7 @@ from ttapi_mcp.config import Settings
 
 from .account import ACCOUNT_URI, account_json, register_account
 from .hooks import register_hooks
+from .partials import register_partials
 from .prompts import register_prompts
 from .resources import (
     IMAGE_PREFIX,
@@ -227,6 +228,7 @@ def build_server(settings: Settings) -> TTAPIServer:
     forbid_extra_in_schema(server._tool_manager.list_tools())
     register_resources(server)
     register_account(server)
+    register_partials(server)
     register_prompts(server)
     register_hooks(server)
     return server

@@ -90,6 +90,14 @@ BackgroundArg = Annotated[
           f"webp, and is not available on gpt-image-2. {GPT_ONLY}"),
 ]
 PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
+PartialsArg = Annotated[
+    int | None,
+    Field(ge=0, le=3, description="Partial images per image, 0-3 (default from the server "
+          "configuration, normally 0): the answer is streamed and each partial is saved at "
+          "once as a preview file (announced in a progress note with its path and "
+          "ttapi://partials/ URI). Each partial costs extra output tokens (about 100). "
+          f"{GPT_ONLY}"),
+]
 WaitArg = Annotated[
     bool,
     Field(description="Wait for the images within the server's wait budget (default true, "
@@ -219,6 +227,7 @@ def register_tools(server: MCPServer) -> None:
             Field(description="DALL-E only: how TTAPI returns the image ('url', default, or "
                   "'b64_json'); the image is saved either way. Leave unset for gpt-image-*."),
         ] = None,
+        partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
@@ -227,7 +236,7 @@ def register_tools(server: MCPServer) -> None:
             "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
             "style": style, "background": background, "output_format": output_format,
             "output_compression": output_compression, "moderation": moderation,
-            "response_format": response_format,
+            "response_format": response_format, "partial_images": partial_images,
         }
         from ttapi_mcp.service import generate_image
 
@@ -281,6 +290,7 @@ def register_tools(server: MCPServer) -> None:
             Literal["low", "auto"] | None,
             Field(description=f"Content moderation strictness (default auto). {GPT_ONLY}"),
         ] = None,
+        partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
@@ -290,6 +300,7 @@ def register_tools(server: MCPServer) -> None:
             "size": size, "quality": quality, "background": background,
             "output_format": output_format, "output_compression": output_compression,
             "input_fidelity": input_fidelity, "moderation": moderation,
+            "partial_images": partial_images,
         }
         from ttapi_mcp.service import edit_image
 

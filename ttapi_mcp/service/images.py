@@ -37,6 +37,7 @@ from .common import (
 from .dedupe import call_key, file_hashes
 from .inputs import check_edit, resolve_edit_inputs
 from .localjobs import run_local
+from .partials import apply_default, partial_saver, stream_missing
 from .progress import Ticker, ticking
 from .results import ImageToolResult
 from .runner import LiveJob
@@ -61,6 +62,7 @@ async def generate_image(
         client = services.require_client()
         params = {k: v for k, v in args.items() if v is not None}
         params.setdefault("model", settings.default_generate_model)
+        apply_default(settings, params)
         legacy = params["model"] == "dall-e-3" and settings.dalle3_route == "legacy"
         violations = validate_generation(params, route="legacy" if legacy else "v1")
         if violations:
@@ -81,7 +83,8 @@ async def generate_image(
                     if legacy:
                         response = await client.generate_legacy_dalle3(LegacyDalle3Request(**sent))
                     else:
-                        response = await client.generate(GenerationRequest(**sent))
+                        response = await client.generate(
+                            GenerationRequest(**sent), partial_saver(services, job, sent))
                 except TTAPIError as exc:
                     await services.store.finish_request(request_id, "error", error=str(exc))
                     raise upstream_error(exc) from None
@@ -113,6 +116,7 @@ async def edit_image(
         client = services.require_client()
         params = {k: v for k, v in args.items() if v is not None and k not in ("images", "mask")}
         params.setdefault("model", settings.default_edit_model)
+        apply_default(settings, params)
         refs: list[str] = list(args.get("images") or [])
         mask_ref: str | None = args.get("mask")
         if _by_url(services, params, [*refs, *([mask_ref] if mask_ref else [])]):
@@ -154,7 +158,8 @@ async def edit_image(
 
                     try:
                         response = await client.edit(
-                            EditRequest(**sent), uploads, mask_upload, on_sent=on_sent
+                            EditRequest(**sent), uploads, mask_upload, on_sent=on_sent,
+                            on_partial=partial_saver(services, job, sent),
                         )
                     except TTAPIError as exc:
                         await services.store.finish_request(request_id, "error", error=str(exc))
@@ -200,7 +205,8 @@ async def _edit_by_url(
             job.set_phase(f"waiting for TTAPI ({sent['model']}, images by URL)")
             job.commit()
             try:
-                response = await client.edit_by_url(EditRequest(**sent), refs, mask_ref)
+                response = await client.edit_by_url(EditRequest(**sent), refs, mask_ref,
+                                                    partial_saver(services, job, sent))
             except TTAPIError as exc:
                 await services.store.finish_request(request_id, "error", error=str(exc))
                 raise upstream_error(exc) from None
@@ -246,6 +252,8 @@ async def _finish(
         preview_edge=preview_edge,
     )
     saved, missing = await save_response(services, ctx, response, progress)
+    missing += stream_missing(len(response.data), response.stream_missing,
+                              response.stream_problems)
     usage = usage_dict(response)
     status = "ok" if not missing else ("partial" if saved else "error")
     error = "; ".join(m.error for m in missing) or None

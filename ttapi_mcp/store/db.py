@@ -38,6 +38,14 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
     CREATE INDEX jobs_created ON jobs(created_at, job_id);
     """,
+    # Partial images of streamed calls (§11.4): preview files of a job, not results.
+    """
+    CREATE TABLE IF NOT EXISTS partial_images (
+        partial_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, image_index INTEGER NOT NULL,
+        partial_index INTEGER NOT NULL, path TEXT NOT NULL, mime TEXT NOT NULL,
+        bytes INTEGER NOT NULL, created_at REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
+    """,
 ]
 
 

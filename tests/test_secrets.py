@@ -81,6 +81,9 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
                                          "aspect_ratio": "16:9"})
     assert gpt_job.structured_content["status"] == "completed", gpt_job.content
     assert (await call("generate_image", {"prompt": "x", "sizee": "1536x1024"})).is_error
+    streamed = await call("generate_image", {"prompt": "a stream", "model": "gpt-image-1",
+                                             "quality": "low", "partial_images": 2})
+    assert not streamed.is_error, streamed.content
 
     # Upstream errors that echo the key, then a key the emulator refuses (401).
     for fault in _echo_faults():

@@ -42,7 +42,7 @@ async def test_images_are_listed_newest_first_with_pagination_and_read_back(
     assert (listed.title, listed.description) == ("tile 2", "dall-e-2, 256x256")
     assert listed.name == Path(made[2]["path"]).name
     assert {t.uri_template for t in templates.resource_templates} == {
-        "ttapi://images/{image_id}", "ttapi://jobs/{job_id}"}
+        "ttapi://images/{image_id}", "ttapi://jobs/{job_id}", "ttapi://partials/{partial_id}"}
     (content,) = read.contents
     assert content.mime_type == "image/png"
     assert base64.b64decode(content.blob) == Path(made[1]["path"]).read_bytes()

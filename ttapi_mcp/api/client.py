@@ -1,4 +1,5 @@
-"""The TTAPI HTTP client: one method per route of the wire contract.
+"""The TTAPI HTTP client: one method per route of the wire contract (the job routes and
+the account balance are in :mod:`.jobcalls`, the stream reader in :mod:`.streaming`).
 
 One httpx2.AsyncClient lives as long as this object. The key goes only to TTAPI's API routes,
 never to result URLs (they are on CDNs). Retries follow the contract's error catalogue: only
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -25,11 +26,10 @@ from ..keycheck import header_problem
 from . import errors
 from .b64values import load_json_b64_views
 from .download import EXPIRED_HINT, save_stream
+from .jobcalls import JobCallsMixin
 from .models import (
     DownloadResult,
     EditRequest,
-    FourOJob,
-    FourOSubmitRequest,
     GenerationRequest,
     ImagesResponse,
     LegacyDalle3Request,
@@ -42,13 +42,12 @@ from .parsing import (
     find_failure,
     maybe_done_hint,
     parse_images,
-    parse_job,
-    parse_job_id,
     protocol_error,
     read_error,
     scrub,
 )
 from .policy import RetryPolicy, Timeouts, parse_retry_after
+from .streaming import PartialFn, StreamReader, read_events, reader_for
 
 logger = logging.getLogger("ttapi_mcp.api")
 
@@ -68,7 +67,7 @@ class _Retryable(Exception):
         self.wait = wait
 
 
-class TTAPIClient:
+class TTAPIClient(JobCallsMixin):
     """Async client for TTAPI's OpenAI image routes (E1-E5) and result downloads."""
 
     def __init__(
@@ -128,8 +127,14 @@ class TTAPIClient:
 
     # -- routes ---------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> ImagesResponse:
-        """E1: create images (gpt-image-*, dall-e-2, dall-e-3)."""
+    async def generate(
+        self, request: GenerationRequest, on_partial: PartialFn | None = None
+    ) -> ImagesResponse:
+        """E1: create images (gpt-image-*, dall-e-2, dall-e-3).
+
+        With ``request.stream`` the answer is read as server-sent events: ``on_partial`` gets
+        each partial image as it arrives (a plain JSON answer is accepted too).
+        """
         call = self._call("E1", "image generation")
         payload = await self._api(
             call,
@@ -137,6 +142,7 @@ class TTAPIClient:
             "/v1/images/generations",
             read_timeout=self._timeouts.for_model(request.model),
             json_body=request.to_wire(),
+            stream=reader_for(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -146,10 +152,12 @@ class TTAPIClient:
         images: list[UploadFile],
         mask: UploadFile | None = None,
         on_sent: SentFn | None = None,
+        on_partial: PartialFn | None = None,
     ) -> ImagesResponse:
         """E2: edit images; files are streamed from disk as multipart parts.
 
-        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress).
+        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress);
+        ``on_partial`` as for :meth:`generate`.
         """
         call = self._call("E2", "image edit")
         payload = await self._api(
@@ -159,6 +167,28 @@ class TTAPIClient:
             read_timeout=self._timeouts.for_model(request.model),
             form=(request.to_form(), images, mask),
             on_sent=on_sent,
+            stream=reader_for(request.stream, request.n, on_partial),
+        )
+        return parse_images(self._succeeded(call, payload), call)
+
+    async def edit_by_url(
+        self, request: EditRequest, image_urls: list[str], mask_url: str | None = None,
+        on_partial: PartialFn | None = None,
+    ) -> ImagesResponse:
+        """E2 as JSON (§11.5): TTAPI fetches the images itself; nothing is uploaded."""
+        call = self._call("E2", "image edit")
+        body: dict[str, Any] = {
+            **request.to_wire(), "images": [{"image_url": url} for url in image_urls]
+        }
+        if mask_url is not None:
+            body["mask"] = {"image_url": mask_url}
+        payload = await self._api(
+            call,
+            "POST",
+            "/v1/images/edits",
+            read_timeout=self._timeouts.for_model(request.model),
+            json_body=body,
+            stream=reader_for(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -177,34 +207,6 @@ class TTAPIClient:
         if inner is None:
             raise protocol_error(call, "the envelope has no data")
         return parse_images(inner, call)
-
-    async def submit_4o(self, request: FourOSubmitRequest) -> str:
-        """E4: submit a GPT-4o image job; returns its id. Never resubmitted automatically."""
-        call = self._call("E4", "GPT-4o image job submission")
-        payload = await self._api(
-            call,
-            "POST",
-            "/openai/4o-image/generations",
-            read_timeout=self._timeouts.job,
-            json_body=request.to_wire(),
-        )
-        return parse_job_id(self._succeeded(call, payload), call)
-
-    async def fetch_4o(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
-        """E5: the job's current state (POST with JSON by default, or GET with a query)."""
-        call = self._call("E5", f"GPT-4o job fetch ({job_id})")
-        path = "/openai/4o-image/fetch"
-        timeout = self._timeouts.job
-        if method == "GET":
-            payload = await self._api(
-                call, "GET", path, read_timeout=timeout, params={"jobId": job_id}
-            )
-        else:
-            payload = await self._api(
-                call, "POST", path, read_timeout=timeout, json_body={"jobId": job_id}
-            )
-        is_job = isinstance(payload, dict) and ("jobId" in payload or "job_id" in payload)
-        return parse_job(payload if is_job else self._succeeded(call, payload), call)
 
     async def download(self, url: str, dest: Path, max_bytes: int) -> DownloadResult:
         """Save a result URL to `dest` (streamed, capped at `max_bytes`, atomic rename).
@@ -286,6 +288,7 @@ class TTAPIClient:
         params: dict[str, str] | None = None,
         form: tuple[dict[str, str], list[UploadFile], UploadFile | None] | None = None,
         on_sent: SentFn | None = None,
+        stream: StreamReader | None = None,
     ) -> Any:
         """Send an API request with retries; returns the decoded JSON of the 2xx answer."""
         timeout = httpx2.Timeout(
@@ -309,7 +312,7 @@ class TTAPIClient:
                         fields, images, mask = form
                         send = {"data": fields, "files": open_parts(images, mask, stack, on_sent)}
                     response, body = await self._receive(
-                        method, path, headers=headers, timeout=timeout, **send)
+                        method, path, headers=headers, timeout=timeout, stream=stream, **send)
             except httpx2.HTTPError as exc:
                 self._log(method, path, type(exc).__name__, number, started)
                 raise self._transport_failure(call, exc, number, read_timeout) from None
@@ -320,7 +323,7 @@ class TTAPIClient:
 
     async def _receive(
         self, method: str, path: str, *, headers: dict[str, str], timeout: httpx2.Timeout,
-        **send: Any,
+        stream: StreamReader | None = None, **send: Any,
     ) -> tuple[httpx2.Response, bytearray]:
         """Send a request (``send``: its content, params or form) and read its answer into
         one buffer.
@@ -331,6 +334,9 @@ class TTAPIClient:
         async with self._http.stream(
             method, path, headers=headers, timeout=timeout, **send
         ) as response:
+            kind = response.headers.get("Content-Type", "")
+            if stream is not None and response.is_success and kind.startswith("text/event-stream"):
+                return response, await read_events(response, stream)
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk

@@ -1,4 +1,7 @@
-"""GPT-4o image jobs after submit: watch, collect once across servers, save once.
+"""Upstream image jobs after submit: watch, collect once across servers, save once.
+
+Both job routes (GPT-4o image, kind "4o", and the async GPT route, kind "gpt") go through
+here; only their HTTP calls differ (:mod:`.jobroutes`).
 
 However many servers share the store, one at a time collects a job (polls TTAPI for it
 and downloads its image): the one holding its collector claim (see :mod:`.upstream`).
@@ -22,13 +25,13 @@ from ttapi_mcp.store import JobRecord
 from .common import SaveContext, ServiceError, Services, save_one, to_saved
 from .crossproc import REREAD_SECONDS, StoreWatch
 from .hooks import redact_hook_url
+from .jobroutes import FOUR_O, GPT, JobRoute, model_of, route_of_params
 from .results import ImageToolResult, NextCall, SavedImage
 from .runner import LiveJob
 from .upstream import CollectedElsewhere
 
 log = logging.getLogger("ttapi_mcp.service")
 
-MODEL_4O = "gpt-4o-image"
 WATCH_MAX_SECONDS = 6 * 3600.0
 """A 4o job is watched at most this long; fetch_job can still collect it later."""
 WATCH_MAX_FAILURES = 20
@@ -45,7 +48,7 @@ def _quota(job: FourOJob) -> float | None:
 def pending_result(job_id: str, job_status: str, params: dict[str, Any]) -> ImageToolResult:
     return ImageToolResult(
         status="pending",
-        model=MODEL_4O,
+        model=model_of(params),
         parameters=params,
         job_id=job_id,
         job_status=job_status,
@@ -70,14 +73,17 @@ async def row_result(
 
 
 async def check_once(
-    services: Services, job_id: str, record: JobRecord | None, params: dict[str, Any]
-) -> ImageToolResult:
+    services: Services, job_id: str, record: JobRecord | None, params: dict[str, Any],
+    route: JobRoute | None,
+) -> tuple[ImageToolResult, JobRoute | None]:
     """Ask TTAPI once (and save the image if it is ready), unless another live server
-    collects this job: then answer from its row."""
+    collects this job: then answer from its row. Returns the route the job was found on
+    (an id never seen here is tried on both)."""
     store = services.store
     try:
         if record is None or await store.claim_collector(job_id):
-            return await _settle(services, await _fetch_once(services, job_id), params)
+            job, route = await _fetch_on_either(services, job_id, route)
+            return await _settle(services, job, params), route
     except CollectedElsewhere:
         pass
     finally:
@@ -86,13 +92,26 @@ async def check_once(
                 await store.release_collector(job_id)
     fresh = await store.get_job(job_id) or record
     done = await row_result(services, fresh, params)
-    return done or pending_result(job_id, fresh.status if fresh else "SUBMITTED", params)
+    status = fresh.status if fresh else "SUBMITTED"
+    return done or pending_result(job_id, status, params), route
 
 
-async def _fetch_once(services: Services, job_id: str) -> FourOJob:
+async def _fetch_on_either(
+    services: Services, job_id: str, route: JobRoute | None
+) -> tuple[FourOJob, JobRoute]:
+    """Fetch on the job's route; an id never seen here is tried on both routes."""
+    if route is not None:
+        return await _fetch_once(services, job_id, route), route
+    try:
+        return await _fetch_once(services, job_id, FOUR_O), FOUR_O
+    except UnknownJobError:
+        return await _fetch_once(services, job_id, GPT), GPT
+
+
+async def _fetch_once(services: Services, job_id: str, route: JobRoute = FOUR_O) -> FourOJob:
     client = services.require_client()
     try:
-        job = await client.fetch_4o(job_id)
+        job = await route.fetch(client, job_id)
     except NotFoundError:
         raise UnknownJobError(
             f"TTAPI does not know job {job_id!r}. Check the id: it is the job_id returned by "
@@ -103,7 +122,7 @@ async def _fetch_once(services: Services, job_id: str) -> FourOJob:
     upstream = job.model_dump(mode="json", by_alias=True)
     upstream["hookUrl"] = redact_hook_url(job.hook_url)  # our hook URL carries a token
     await services.store.upsert_job(
-        job_id, "4o", job.prompt, job.status, message=job.message, upstream=upstream
+        job_id, route.kind, job.prompt, job.status, message=job.message, upstream=upstream
     )
     return job
 
@@ -146,7 +165,7 @@ async def _save_job_image(
                 "try fetch_job again later."
             )
         ctx = SaveContext(
-            model=MODEL_4O, prompt=job.prompt or str(params.get("prompt", "")),
+            model=model_of(params), prompt=job.prompt or str(params.get("prompt", "")),
             parameters={k: v for k, v in params.items() if k != "prompt"}, job_id=job.job_id,
         )
         try:
@@ -158,7 +177,7 @@ async def _save_job_image(
             ) from None
         await services.store.update_job(job.job_id, status="SUCCESS", image_ids=[stored.id])
     return ImageToolResult(
-        status="completed", model=MODEL_4O, parameters=params,
+        status="completed", model=model_of(params), parameters=params,
         images=[to_saved(stored, 0)], quota=_quota(job), job_id=job.job_id, job_status="SUCCESS",
     )
 
@@ -174,7 +193,7 @@ async def _stored_result(
             images.append(to_saved(stored, index))
     quota = (record.upstream or {}).get("quota")
     return ImageToolResult(
-        status="completed", model=MODEL_4O, parameters=params, images=images,
+        status="completed", model=model_of(params), parameters=params, images=images,
         quota=float(quota) if isinstance(quota, (int, float, str)) and _is_number(quota) else None,
         job_id=record.job_id, job_status="SUCCESS", message=message,
     )
@@ -192,13 +211,14 @@ def _failed_result(
     job_id: str, message: str | None, params: dict[str, Any], quota: float | None
 ) -> ImageToolResult:
     return ImageToolResult(
-        status="failed", model=MODEL_4O, parameters=params, job_id=job_id, job_status="FAILED",
-        quota=quota, message=message or "TTAPI gave no reason",
+        status="failed", model=model_of(params), parameters=params, job_id=job_id,
+        job_status="FAILED", quota=quota, message=message or "TTAPI gave no reason",
     )
 
 
 def watch_4o(
-    services: Services, job_id: str, params: dict[str, Any], first_delay: float
+    services: Services, job_id: str, params: dict[str, Any], first_delay: float,
+    route: JobRoute | None = None,
 ) -> LiveJob:
     """The job's background watcher, started if none runs: polls until the job ends,
     then saves its image once. A hook for the job wakes it at once (``LiveJob.poke``).
@@ -210,11 +230,12 @@ def watch_4o(
     live = runner.find(job_id)
     if live is not None:
         return live
-    job = LiveJob(job_id=job_id, kind="4o", model=MODEL_4O, committed=True)
+    route = route or route_of_params(params)
+    job = LiveJob(job_id=job_id, kind=route.kind, model=model_of(params), committed=True)
     job.upstream_status, job.phase = "SUBMITTED", "submitted to TTAPI"
 
     async def work(job: LiveJob) -> ImageToolResult:
-        return await _poll(services, job, params, first_delay)
+        return await _poll(services, job, params, first_delay, route)
 
     async def finish(job: LiveJob) -> None:
         """Each poll and the save already updated the row; only the claim is left."""
@@ -224,7 +245,8 @@ def watch_4o(
 
 
 async def _poll(
-    services: Services, job: LiveJob, params: dict[str, Any], first_delay: float
+    services: Services, job: LiveJob, params: dict[str, Any], first_delay: float,
+    route: JobRoute,
 ) -> ImageToolResult:
     """Collect the job if this server holds (or can take) its collector claim, else
     follow its row, taking over when the collector's lease runs out."""
@@ -248,7 +270,7 @@ async def _poll(
             delay = 0.0
             continue
         try:
-            upstream = await _fetch_once(services, job.job_id)
+            upstream = await _fetch_once(services, job.job_id, route)
         except UnknownJobError:
             raise
         except ServiceError as exc:

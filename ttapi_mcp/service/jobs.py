@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ttapi_mcp.api import FourOSubmitRequest, TTAPIError
+from ttapi_mcp.api import TTAPIError
+from ttapi_mcp.catalog.asyncjobs import MODEL_4O, validate_async_job
 from ttapi_mcp.store import JobRecord
 
 from .collect4o import (
-    MODEL_4O,
     UnknownJobError,
     check_once,
     pending_result,
@@ -27,6 +27,7 @@ from .collect4o import (
 )
 from .common import ProgressFn, ServiceError, Services, no_progress, upstream_error
 from .hooks import bind_hook, new_hook
+from .jobroutes import route_of_kind, route_of_params
 from .localjobs import fetch_local
 from .progress import ticking
 from .results import ImageToolResult
@@ -72,8 +73,15 @@ async def submit_gpt4o(
     hook_url: str | None = None,
     wait: bool = True,
     progress: ProgressFn = no_progress,
+    *,
+    model: str | None = None,
+    aspect_ratio: str | None = None,
+    size: str | None = None,
 ) -> ImageToolResult:
     """Submit a 4o job, record it at once, watch it in the background, wait (if asked).
+
+    ``model`` other than gpt-4o-image goes to the async GPT route (§11.6), with the same
+    recording, watching, hooks and recovery; its kind ("gpt") is kept in the job row.
 
     In HTTP mode with ``public_base_url`` set, TTAPI is given a hook URL on this server
     (see :mod:`.hooks`), unless the caller passed their own ``hook_url``, which wins:
@@ -81,6 +89,7 @@ async def submit_gpt4o(
     """
     refs = list(refer_images or [])
     problems = _validate_submit(prompt, refs, hook_url)
+    problems += [f"- {v.message}" for v in validate_async_job(model, aspect_ratio, size)]
     if problems:
         head = "The job was not submitted (nothing was billed):"
         raise ServiceError("\n".join([head, *problems]))
@@ -93,17 +102,22 @@ async def submit_gpt4o(
             params["refer_images"] = refs
         if hook_url:
             params["hook_url"] = hook_url
+        extra = {"model": model, "aspect_ratio": aspect_ratio, "size": size}
+        params.update({k: v for k, v in extra.items() if v is not None})
+        route = route_of_params(params)
         own_hook = None if hook_url else new_hook(services)
         sent = {**params, "hook_url": own_hook[0]} if own_hook else params
         # Awaited: the job row is only written once TTAPI has answered with its id.
-        request_id = await services.store.start_request("gpt4o_image", "E4", params, wait=True)
+        request_id = await services.store.start_request(
+            "gpt4o_image", route.request_route, params, wait=True
+        )
         runner = services.require_runner()
         if runner.limiter.available_tokens < 1:
             ticker.set("queued: all upstream slots busy")
         async with runner.limiter:
-            ticker.set("submitting the GPT-4o image job")
+            ticker.set(f"submitting the {route.label}")
             try:
-                job_id = await client.submit_4o(FourOSubmitRequest(**sent))
+                job_id = await route.submit(client, sent)
             except TTAPIError as exc:
                 await services.store.finish_request(request_id, "error", error=str(exc))
                 raise upstream_error(exc) from None
@@ -113,14 +127,14 @@ async def submit_gpt4o(
             recorded.update(hook_id=own_hook[1], hook_sha256=own_hook[2])
         with anyio.CancelScope(shield=True):
             await services.store.start_job(
-                job_id, "4o", prompt, "SUBMITTED", request_args=recorded,
+                job_id, route.kind, prompt, "SUBMITTED", request_args=recorded,
                 phase="submitted to TTAPI",
             )
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
         if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
             return pending_result(job_id, "SUBMITTED", params)
-        watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
+        watcher = watch_4o(services, job_id, params, settings.poll_first_delay, route)
         return await services.require_runner().wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )
@@ -148,11 +162,12 @@ async def fetch_job(
             return done
         runner = services.require_runner()
         watcher = runner.find(job_id)
+        route = route_of_kind(record.kind) if record is not None else None
         if watcher is None or not wait:
-            checked = await check_once(services, job_id, record, params)
+            checked, route = await check_once(services, job_id, record, params, route)
             if checked.status != "pending" or not wait:
                 return checked
-        watcher = watch_4o(services, job_id, params, settings.poll_interval)
+        watcher = watch_4o(services, job_id, params, settings.poll_interval, route)
         return await runner.wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )

@@ -22,6 +22,7 @@ from ttapi_mcp.store import JobRecord
 
 from .common import Services
 from .hooks import restore_hook
+from .jobroutes import route_of_kind
 from .jobs import watch_4o
 from .runner import interrupted_message, is_local
 from .upstream import register_upstream_kind, resume_for
@@ -31,17 +32,18 @@ log = logging.getLogger("ttapi_mcp.service")
 SCANNED_JOBS = 1000
 
 
-def resume_4o(services: Services, record: JobRecord) -> None:
-    """Watch an unfinished GPT-4o job again, with its hook re-armed."""
+def resume_upstream(services: Services, record: JobRecord) -> None:
+    """Watch an unfinished upstream job again (on its own route), with its hook re-armed."""
     args = dict(record.request_args or {})
     hook_id, digest = args.pop("hook_id", None), args.pop("hook_sha256", None)
     if isinstance(hook_id, str) and isinstance(digest, str):
         restore_hook(services, hook_id, digest, record.job_id)
     params = {k: v for k, v in args.items() if k != "request_id"}
-    watch_4o(services, record.job_id, params, 0.0)
+    watch_4o(services, record.job_id, params, 0.0, route_of_kind(record.kind))
 
 
-register_upstream_kind("4o", resume_4o)
+register_upstream_kind("4o", resume_upstream)
+register_upstream_kind("gpt", resume_upstream)
 
 
 async def recover_jobs(services: Services) -> tuple[int, int]:

@@ -16,7 +16,7 @@ A new asynchronous route gets the same behaviour by following :mod:`.collect4o`:
 3. before each poll, hold the claim (``store.claim_collector``); without it, follow the
    row (:class:`.crossproc.StoreWatch`) until it is finished or the claim is free; check
    the claim again right before downloading (raise :class:`CollectedElsewhere` if lost);
-4. register how to resume watching one: ``register_upstream_kind("4o", resume_4o)``. The
+4. register how to resume watching one: ``register_upstream_kind("4o", resume_upstream)``. The
    sweep (:mod:`.recovery`) calls it for every open job of that kind whose owner and
    collector are both gone (import the module from :mod:`.recovery` so it registers).
 """

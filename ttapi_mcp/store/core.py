@@ -58,6 +58,7 @@ from .models import (
     StoreError,
     scrub_secrets,
 )
+from .partials import PartialsMixin
 from .records import RecordsMixin
 
 _JPEG_HEAD = 1 << 20  # JPEG dimensions can sit after a large EXIF block
@@ -69,7 +70,7 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin, LeasesMixin):
+class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin):
     """The output folder and its SQLite database. Use ``async with ImageStore(...)``.
 
     ``lease_seconds``: how long this process's claims on jobs last unless renewed

@@ -78,6 +78,14 @@ MIGRATIONS: list[str] = [
     INSERT INTO images_fts(images_fts) VALUES ('rebuild');
     CREATE INDEX images_model_created ON images(model, created_at, id);
     """,
+    # Partial images of streamed calls (§11.4): preview files of a job, not results.
+    """
+    CREATE TABLE IF NOT EXISTS partial_images (
+        partial_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, image_index INTEGER NOT NULL,
+        partial_index INTEGER NOT NULL, path TEXT NOT NULL, mime TEXT NOT NULL,
+        bytes INTEGER NOT NULL, created_at REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
+    """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0
 """SQLite's own wait for a lock held by another process, per statement."""

@@ -279,6 +279,12 @@ async def test_three_servers_thirty_calls_each_with_faults_keep_the_store_whole(
             except Exception as exc:  # a protocol or transport failure: not an answer
                 crashes.append(f"{server}-{number}: {type(exc).__name__}: {exc}")
                 continue
+            for _ in range(5):  # a loaded machine can outlast the wait budget: follow up
+                pending = not result.is_error and result.structured_content["status"] == "pending"
+                if not pending:
+                    break
+                result = await client.call_tool("fetch_job", {
+                    "job_id": result.structured_content["job_id"], "wait": True})
             if result.is_error:
                 errors.append(" ".join(getattr(b, "text", "") for b in result.content))
             else:
@@ -307,7 +313,8 @@ async def test_three_servers_thirty_calls_each_with_faults_keep_the_store_whole(
     everything = json.dumps(answers) + " ".join(errors) + logs
     assert "locked" not in everything and "Traceback" not in logs, logs[-3000:]
     assert CANARY_KEY not in everything
-    assert all(a["status"] in ("completed", "partial") for a in answers), answers
+    assert all(a["status"] in ("completed", "partial") for a in answers), [
+        (a["status"], a.get("job_id"), a.get("message")) for a in answers]
     assert shared and all(a["images"] for a in shared)  # identical calls across servers
     assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM jobs WHERE status IN"
                 " ('running', 'SUBMITTED', 'ON_QUEUE')") == [(0,)]

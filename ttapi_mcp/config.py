@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 CONFIG_ENV_VAR = "TTAPI_MCP_CONFIG"
 ENV_PREFIX = "TTAPI_"
 DEFAULT_BASE_URL = "https://api.ttapi.io"
 SLOW_CALLS_BASE_URL = "https://api.ttapi.org"
 MIB = 1024 * 1024
+MAX_BUDGET = 10_000_000.0
+"""Largest budget or threshold accepted, in quota (100,000 USD): anything above is a typo."""
 
 PreviewMode = Literal["thumbnail", "full", "none"]
 GenerateModel = Literal[
@@ -103,6 +105,55 @@ class Settings(BaseModel):
         None, description="Required to bind HTTP beyond loopback."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
+    # Costs and budgets: price estimates, spending limits, confirmation of expensive calls.
+    prices: dict[str, Any] | None = Field(
+        None, description="Overrides of the price table (quota per image), e.g. "
+        '{"gpt-image-1": {"high": {"1024x1024": 12}}}; see ttapi://models.'
+    )
+    budget_per_call: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota one call may be estimated at; unset: no limit.",
+    )
+    budget_per_day: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota spent or reserved per day (budget_timezone); unset: no limit.",
+    )
+    budget_per_month: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota spent or reserved per calendar month; unset: no limit.",
+    )
+    budget_timezone: str = Field(
+        "UTC", description="IANA time zone in which budget days and months begin."
+    )
+    confirm_above: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Ask the user before a call estimated above this many quota; unset: never.",
+    )
+
+    @field_validator("budget_per_call", "budget_per_day", "budget_per_month", "confirm_above",
+                     mode="before")
+    @classmethod
+    def _quota_amount(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number of quota (1 USD = 100 quota), not true/false")
+        return value
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _valid_prices(cls, value: Any) -> Any:
+        from ttapi_mcp.catalog.prices import merge_prices
+
+        if value is not None:
+            merge_prices(value)
+        return value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from ttapi_mcp.periods import zone
+
+        zone(value)
+        return value
 
     @property
     def store_path(self) -> Path:
@@ -136,6 +187,8 @@ def mask_secret(value: str | None) -> str:
 
 
 def _env_value(key: str, raw: str) -> Any:
+    if key == "prices":
+        return json.loads(raw)
     if key == "input_roots":
         stripped = raw.strip()
         if stripped.startswith("["):
@@ -204,9 +257,11 @@ def load_settings(
             try:
                 value = _env_value(key, env[name])
             except json.JSONDecodeError:
+                what = "object" if key == "prices" else (
+                    f"list nor a {os.pathsep!r}-separated list of folders")
                 raise ConfigError(
                     f"Configuration error: {key}: environment variable {name} is not a JSON "
-                    f"list nor a {os.pathsep!r}-separated list of folders."
+                    f"{what}."
                 ) from None
             values[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
             origin[key] = f"environment variable {name}"

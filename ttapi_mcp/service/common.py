@@ -66,6 +66,8 @@ class Services:
     """Background jobs; None only outside a running server (then calls run inline)."""
     hook_base_url: str | None = None
     """Set in HTTP mode with ``public_base_url``: 4o jobs are given a hook URL here."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock time for budgets (day and month periods); tests move it."""
     _job_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     def job_lock(self, job_id: str) -> anyio.Lock:

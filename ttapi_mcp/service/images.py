@@ -23,6 +23,7 @@ from ttapi_mcp.api import (
 )
 from ttapi_mcp.catalog import upstream_options, validate_generation
 
+from . import money
 from .common import (
     ProgressFn,
     SaveContext,
@@ -52,8 +53,11 @@ async def generate_image(
     wait: bool = True,
     dedupe: bool = True,
     preview_edge: int | None = None,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
-    """Validate at once, then call E1 (or E3 for dall-e-3 when so configured) as a job."""
+    """Validate at once, then call E1 (or E3 for dall-e-3 when so configured) as a job.
+
+    ``confirmed``: the quota the user agreed to spend (see ``money.admit``)."""
     settings = services.settings
     interval = settings.progress_interval_seconds
     async with ticking(progress, interval, settings.wait_budget_seconds) as ticker:
@@ -68,6 +72,8 @@ async def generate_image(
         sent = upstream_options(params)
         if legacy:
             sent.setdefault("size", "1024x1024")
+        quote = money.priced(settings, sent, legacy=legacy)
+        await money.announce(ticker, quote)
 
         async def work(job: LiveJob) -> ImageToolResult:
             route = "E3" if legacy else "E1"
@@ -89,11 +95,15 @@ async def generate_image(
             return await _finish(services, request_id, sent, response, _phase_progress(job),
                                  preview_edge)
 
-        return await run_local(
+        admit = money.admitter(services, quote, tool="generate_image", model=str(sent["model"]),
+                               route="E3" if legacy else "E1", confirmed=confirmed)
+        result = await run_local(
             services, kind="generate", model=str(sent["model"]), prompt=str(sent["prompt"]),
             args=sent, key=call_key("generate_image", sent), work=work, ticker=ticker,
-            wait=wait, dedupe=dedupe,
+            wait=wait, dedupe=dedupe, admit=admit,
         )
+        result.cost = result.cost or quote.cost
+        return result
 
 
 async def edit_image(
@@ -104,6 +114,7 @@ async def edit_image(
     wait: bool = True,
     dedupe: bool = True,
     preview_edge: int | None = None,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
     """Resolve and check every input image at once, then upload to E2 as a job."""
     settings = services.settings
@@ -123,6 +134,8 @@ async def edit_image(
             if inputs.errors or violations:
                 raise violations_error(violations, inputs.errors)
             sent = upstream_options(params)
+            quote = money.priced(settings, sent, input_images=len(refs))
+            await money.announce(ticker, quote)
             recorded = {**sent, "images": refs, "mask": mask_ref}
             masks = [inputs.mask_path] if inputs.mask_path is not None else []
             hashes = await file_hashes([*inputs.paths, *masks])
@@ -160,11 +173,15 @@ async def edit_image(
                 return await _finish(services, request_id, recorded, response,
                                      _phase_progress(job), preview_edge)
 
-            return await run_local(
+            admit = money.admitter(services, quote, tool="edit_image", route="E2",
+                                   model=str(sent["model"]), confirmed=confirmed)
+            result = await run_local(
                 services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
                 args=recorded, key=key, work=work, ticker=ticker, wait=wait, dedupe=dedupe,
-                cleanup=stack.pop_all(),
+                cleanup=stack.pop_all(), admit=admit,
             )
+            result.cost = result.cost or quote.cost
+            return result
 
 
 async def _queue(services: Services, job: LiveJob) -> None:

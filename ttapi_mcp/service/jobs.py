@@ -19,6 +19,7 @@ from ttapi_mcp.api import FourOJob, FourOSubmitRequest, TTAPIError
 from ttapi_mcp.api.errors import NotFoundError
 from ttapi_mcp.store import JobRecord
 
+from . import money
 from .common import (
     ProgressFn,
     SaveContext,
@@ -102,8 +103,11 @@ async def submit_gpt4o(
     hook_url: str | None = None,
     wait: bool = True,
     progress: ProgressFn = no_progress,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
     """Submit a 4o job, record it at once, watch it in the background, wait (if asked).
+
+    Its estimate is reserved first (``money.admit``) and settled when the job ends.
 
     In HTTP mode with ``public_base_url`` set, TTAPI is given a hook URL on this server
     (see :mod:`.hooks`), unless the caller passed their own ``hook_url``, which wins:
@@ -125,18 +129,33 @@ async def submit_gpt4o(
             params["hook_url"] = hook_url
         own_hook = None if hook_url else new_hook(services)
         sent = {**params, "hook_url": own_hook[0]} if own_hook else params
-        # Awaited: the job row is only written once TTAPI has answered with its id.
-        request_id = await services.store.start_request("gpt4o_image", "E4", params, wait=True)
-        runner = services.require_runner()
-        if runner.limiter.available_tokens < 1:
-            ticker.set("queued: all upstream slots busy")
-        async with runner.limiter:
-            ticker.set("submitting the GPT-4o image job")
-            try:
-                job_id = await client.submit_4o(FourOSubmitRequest(**sent))
-            except TTAPIError as exc:
-                await services.store.finish_request(request_id, "error", error=str(exc))
-                raise upstream_error(exc) from None
+        quote = money.quote_4o(settings)
+        await money.announce(ticker, quote)
+        ledger_id = await money.admit(services, quote, tool="gpt4o_image", model=MODEL_4O,
+                                      route="E4", confirmed=confirmed)
+        sending = False
+        try:
+            # Awaited: the job row is only written once TTAPI has answered with its id.
+            request_id = await services.store.start_request("gpt4o_image", "E4", params,
+                                                            wait=True)
+            runner = services.require_runner()
+            if runner.limiter.available_tokens < 1:
+                ticker.set("queued: all upstream slots busy")
+            async with runner.limiter:
+                ticker.set("submitting the GPT-4o image job")
+                sending = True
+                try:
+                    job_id = await client.submit_4o(FourOSubmitRequest(**sent))
+                except TTAPIError as exc:
+                    await services.store.finish_request(request_id, "error", error=str(exc))
+                    raise upstream_error(exc) from None
+        except BaseException as exc:  # no job id: billed only if it may have been sent
+            billed = money.billing_of(exc)
+            await money.settle(services, ledger_id, billed=sending if billed is None else billed,
+                               outcome="error" if isinstance(exc, Exception) else "cancelled")
+            raise
+        with anyio.CancelScope(shield=True):
+            await services.store.attach_job(ledger_id, job_id)
         recorded: dict[str, Any] = {**params, "request_id": request_id}
         if own_hook:
             bind_hook(services, own_hook[1], job_id)
@@ -148,11 +167,14 @@ async def submit_gpt4o(
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
         if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
-            return pending_result(job_id, "SUBMITTED", params)
-        watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
-        return await services.require_runner().wait(
-            watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
-        )
+            result = pending_result(job_id, "SUBMITTED", params)
+        else:
+            watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
+            result = await services.require_runner().wait(
+                watcher, ticker, budget,
+                lambda j: pending_result(j.job_id, j.upstream_status, params),
+            )
+        return result.model_copy(update={"cost": quote.cost})
 
 
 async def fetch_job(
@@ -211,6 +233,7 @@ async def _fetch_once(services: Services, job_id: str) -> FourOJob:
     await services.store.upsert_job(
         job_id, "4o", job.prompt, job.status, message=job.message, upstream=upstream
     )
+    await money.job_ended(services, job_id, job.status, _quota(job))
     return job
 
 

@@ -10,6 +10,7 @@ row, so it works after a restart too.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -24,6 +25,7 @@ from .results import ImageToolResult, MissingImage, NextCall
 from .runner import LiveJob, Work, args_without_secrets, new_local_id
 
 RESULT_STATUS = {"completed": "succeeded", "partial": "partial"}
+Admit = Callable[[Work], Awaitable[Work]]
 
 
 async def run_local(
@@ -39,11 +41,14 @@ async def run_local(
     wait: bool,
     dedupe: bool,
     cleanup: AsyncExitStack | None = None,
+    admit: Admit | None = None,
 ) -> ImageToolResult:
     """Start (or attach to an identical) job, then wait for it within the budget.
 
     ``cleanup`` (e.g. temporary input files) belongs to the job once it starts, and is
-    closed here when no job is started.
+    closed here when no job is started. ``admit(work)``, called only when a new job is
+    about to start (an attached call pays nothing), may refuse it (budgets) by raising,
+    or return the work to run instead (one that settles its reservation).
     """
     runner = services.require_runner()
     budget = services.settings.wait_budget_seconds if wait else 0.0
@@ -62,6 +67,12 @@ async def run_local(
         await _close(cleanup)
         ticker.set(f"identical call already running as job {job.job_id}; attaching to it")
     else:
+        if admit is not None:
+            try:
+                work = await admit(work)
+            except BaseException:
+                await _close(cleanup)
+                raise
         job = LiveJob(
             job_id=new_local_id(), kind=kind, model=model, dedupe_key=key if dedupe else None
         )

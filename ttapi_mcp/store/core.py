@@ -47,6 +47,7 @@ from ..imagefacts import (
 )
 from . import files
 from .db import Database, dumps
+from .ledger import LedgerMixin
 from .models import (
     SUMMARY_COLUMNS,
     ConsistencyReport,
@@ -66,7 +67,7 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin):
+class ImageStore(RecordsMixin, LedgerMixin):
     """The output folder and its SQLite database. Use ``async with ImageStore(...)``."""
 
     def __init__(self, output_dir: Path, database_path: Path) -> None:

@@ -38,6 +38,16 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
     CREATE INDEX jobs_created ON jobs(created_at, job_id);
     """,
+    # The spend ledger (service/money.py): one row per paid call, reserved before sending.
+    """
+    CREATE TABLE ledger (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, tool TEXT NOT NULL, model TEXT,
+        route TEXT, images INTEGER, estimate_quota REAL NOT NULL, held_quota REAL NOT NULL,
+        state TEXT NOT NULL, reported_quota REAL, usage TEXT, outcome TEXT,
+        maybe_billed INTEGER, job_id TEXT, basis TEXT, finished_at REAL);
+    CREATE INDEX ledger_created ON ledger(created_at);
+    CREATE INDEX ledger_job ON ledger(job_id);
+    """,
 ]
 
 

@@ -1,0 +1,306 @@
+"""Money: estimate a call before it is sent, confirm it, hold it against the budgets.
+
+Every paid call goes through :func:`admit` before anything reaches TTAPI: the estimate
+(from the price table in ``catalog.prices``, since TTAPI publishes none) is checked
+against ``confirm_above`` (the user must have agreed to it), ``budget_per_call``, and
+the day and month budgets, where it is *reserved* in the store's ledger in one
+transaction (see ``store.ledger``), so concurrent calls, in one process or several on
+one database, can never overspend. When the call ends its reservation becomes spend
+(it may have been billed) or is released (it cannot have been).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ttapi_mcp.api import TTAPIError
+from ttapi_mcp.catalog.models import MODELS
+from ttapi_mcp.catalog.prices import MODEL_4O, QUOTA_PER_USD, merge_prices, price_per_image
+from ttapi_mcp.config import Settings
+from ttapi_mcp.periods import day_of, month_of
+from ttapi_mcp.store.ledger import Limit
+
+from .common import ServiceError, Services
+from .results import CostEstimate, ImageToolResult
+
+if TYPE_CHECKING:
+    from .localjobs import Admit
+    from .progress import Ticker
+    from .runner import LiveJob, Work
+
+log = logging.getLogger("ttapi_mcp.service.money")
+
+NOT_SENT = "Not sent, so nothing was billed:"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """An estimate and the words that describe the call to a person."""
+
+    cost: CostEstimate
+    what: str
+    images: int
+
+
+def quota_text(quota: float) -> str:
+    return f"{quota:.2f}".rstrip("0").rstrip(".")
+
+
+def usd_text(quota: float) -> str:
+    return f"${quota / QUOTA_PER_USD:.2f}"
+
+
+def about(quota: float) -> str:
+    return f"about {quota_text(quota)} quota ({usd_text(quota)})"
+
+
+def _table(settings: Settings) -> Mapping[str, Any]:
+    return merge_prices(settings.prices)
+
+
+def quote_images(
+    settings: Settings, params: Mapping[str, Any], *, legacy: bool = False,
+    input_images: int = 0,
+) -> Quote:
+    """The estimate for a generate (or, with ``input_images``, an edit) call.
+
+    ``params`` are the call's arguments with the model filled in. Raises ``KeyError`` or
+    ``ValueError`` for a model, quality or size the table cannot price (the call's own
+    validation then says what is wrong).
+    """
+    table = _table(settings)
+    model = str(params["model"])
+    spec = MODELS[model]
+    n = int(params.get("n") or 1)
+    quality, size = params.get("quality"), params.get("size")
+    per_image, basis = price_per_image(table, model, quality, size)
+    total = per_image * n
+    parts = [f"{n} x {basis}"]
+    entry = table[model]
+    if input_images and spec.family == "gpt":
+        extra = float(entry.get("input_image", 0.0))
+        if params.get("input_fidelity") == "high":
+            extra += float(entry.get("input_fidelity_high", 0.0))
+        if extra:
+            total += extra * input_images
+            parts.append(f"{input_images} input image(s) x {quota_text(extra)} quota")
+    partials = int(params.get("partial_images") or 0)
+    if partials and spec.family == "gpt":
+        total += float(entry.get("partial_image", 0.0)) * partials * n
+        parts.append(f"{partials * n} partial image(s)")
+    if legacy:
+        factor = float(entry.get("legacy_route_factor", 1.0))
+        total *= factor
+        parts.append(f"x {factor:g} on TTAPI's legacy dall-e-3 route")
+    total = round(total, 4)
+    shown_size = size or spec.default_size
+    shown_quality = quality or "auto"
+    noun = "image" if n == 1 else "images"
+    what = f"{n} {noun} of {shown_size} at {shown_quality} quality with {model}"
+    cost = CostEstimate(estimate_quota=total, estimate_usd=round(total / QUOTA_PER_USD, 4),
+                        basis="estimate: " + "; ".join(parts))
+    return Quote(cost=cost, what=what, images=n)
+
+
+def priced(settings: Settings, params: Mapping[str, Any], **kwargs: Any) -> Quote:
+    """:func:`quote_images` for validated parameters; a clear error instead of a crash."""
+    try:
+        return quote_images(settings, params, **kwargs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ServiceError(
+            f"{NOT_SENT} this call's cost could not be estimated from the price table "
+            f"({type(exc).__name__}: {exc}). Check the 'prices' setting (see ttapi://models)."
+        ) from None
+
+
+def quote_4o(settings: Settings) -> Quote:
+    """A GPT-4o image job: TTAPI's flat job price (charged on success only)."""
+    price = float(_table(settings)[MODEL_4O]["job"])
+    cost = CostEstimate(
+        estimate_quota=price, estimate_usd=round(price / QUOTA_PER_USD, 4),
+        basis=f"estimate: {quota_text(price)} quota per GPT-4o image job (charged on "
+        "success, 0 on failure)",
+    )
+    return Quote(cost=cost, what=f"1 image with {MODEL_4O}", images=1)
+
+
+def try_quote(settings: Settings, tool: str, args: Mapping[str, Any]) -> Quote | None:
+    """The estimate for a tool call's raw arguments, or None when it cannot be priced
+    (then the call's validation explains the problem). Never raises."""
+    try:
+        if tool == "gpt4o_image":
+            return quote_4o(settings)
+        params = {k: v for k, v in args.items() if v is not None}
+        if tool == "edit_image":
+            params.setdefault("model", settings.default_edit_model)
+            return quote_images(settings, params, input_images=len(args.get("images") or []))
+        params.setdefault("model", settings.default_generate_model)
+        legacy = params["model"] == "dall-e-3" and settings.dalle3_route == "legacy"
+        return quote_images(settings, params, legacy=legacy)
+    except Exception:
+        return None
+
+
+def question(quote: Quote) -> str:
+    """What the user is asked before an expensive call."""
+    return f"This will cost {about(quote.cost.estimate_quota)}: {quote.what}. Proceed?"
+
+
+def _confirmation_error(settings: Settings, quote: Quote, confirmed: float | None) -> str:
+    estimate = quota_text(quote.cost.estimate_quota)
+    if confirmed is None:
+        lead = (f"this call will cost {about(quote.cost.estimate_quota)} (an estimate: "
+                f"{quote.what}), above confirm_above ({quota_text(settings.confirm_above or 0)}"
+                " quota), so the user must agree to it first.")
+    else:
+        lead = (f"confirm_cost={quota_text(confirmed)} is below this call's current estimate "
+                f"of {about(quote.cost.estimate_quota)} ({quote.what}).")
+    return (
+        f"{NOT_SENT} {lead} Ask the user whether to spend {about(quote.cost.estimate_quota)}"
+        f"; if they agree, call again with the same arguments and confirm_cost={estimate}."
+    )
+
+
+async def admit(
+    services: Services, quote: Quote, *, tool: str, model: str, route: str,
+    confirmed: float | None = None,
+) -> str:
+    """Check confirmation and budgets, then reserve the estimate; the ledger row's id.
+
+    Raises ``ServiceError`` (the call must not be sent) with the whole story: the
+    estimate, what the period has spent, what is left, when it resets, which setting.
+    """
+    settings = services.settings
+    estimate = quote.cost.estimate_quota
+    above = settings.confirm_above
+    if above is not None and estimate > above + 1e-9 and (
+        confirmed is None or confirmed + 1e-9 < estimate
+    ):
+        raise ServiceError(_confirmation_error(settings, quote, confirmed))
+    if settings.budget_per_call is not None and estimate > settings.budget_per_call + 1e-9:
+        raise ServiceError(
+            f"{NOT_SENT} this call is estimated at {about(estimate)} ({quote.what}), above "
+            f"budget_per_call ({quota_text(settings.budget_per_call)} quota). Ask for fewer "
+            "images, a lower quality or a smaller size, or raise budget_per_call in the "
+            "server configuration."
+        )
+    now = services.clock()
+    periods = []
+    if settings.budget_per_day is not None:
+        periods.append(("budget_per_day", settings.budget_per_day,
+                        day_of(now, settings.budget_timezone)))
+    if settings.budget_per_month is not None:
+        periods.append(("budget_per_month", settings.budget_per_month,
+                        month_of(now, settings.budget_timezone)))
+    limits = [Limit(p.start, p.end, budget) for _, budget, p in periods]
+    reserved = await services.store.reserve(
+        now=now, tool=tool, model=model, route=route, images=quote.images,
+        estimate=estimate, basis=quote.cost.basis, limits=limits,
+    )
+    if reserved.ledger_id is not None:
+        return reserved.ledger_id
+    assert reserved.refused_by is not None
+    key, budget, period = periods[reserved.refused_by]
+    left = max(0.0, budget - reserved.held)
+    raise ServiceError(
+        f"{NOT_SENT} this call is estimated at {about(estimate)} ({quote.what}), but "
+        f"{key} is {quota_text(budget)} quota and {quota_text(reserved.held)} quota is "
+        f"already spent or reserved {period.label}: {quota_text(left)} quota is left. "
+        f"The {period.kind}'s budget resets at {period.resets_at}. Raise {key} in the "
+        "server configuration to allow more, or make a cheaper call."
+    )
+
+
+async def settle(
+    services: Services, ledger_id: str | None, *, billed: bool, outcome: str,
+    reported_quota: float | None = None, usage: dict[str, Any] | None = None,
+) -> None:
+    """End a reservation; never raises (the call's own outcome matters more)."""
+    if ledger_id is None:
+        return
+    with anyio.CancelScope(shield=True):
+        try:
+            await services.store.settle(ledger_id, billed=billed, outcome=outcome,
+                                        reported_quota=reported_quota, usage=usage)
+        except Exception:
+            log.exception("could not record the end of ledger entry %s", ledger_id)
+
+
+def billing_of(exc: BaseException) -> bool | None:
+    """Whether a failure may have been billed, when a TTAPI error in its chain says so."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, TTAPIError):
+            return seen.may_have_been_billed
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def admitter(
+    services: Services, quote: Quote, *, tool: str, model: str, route: str,
+    confirmed: float | None,
+) -> Admit:
+    """For ``run_local``: admit the call when its job is about to start, and run its
+    work so that the reservation is settled when it ends."""
+
+    async def admit_work(work: Work) -> Work:
+        ledger_id = await admit(services, quote, tool=tool, model=model, route=route,
+                                confirmed=confirmed)
+        return paid(services, ledger_id, work, quote)
+
+    return admit_work
+
+
+async def announce(ticker: Ticker, quote: Quote) -> None:
+    """Say the estimate in the progress notifications, before anything is sent."""
+    ticker.set(f"estimated cost {about(quote.cost.estimate_quota)} for {quote.what}")
+    await ticker.send()
+
+
+def paid(services: Services, ledger_id: str, work: Work, quote: Quote | None = None) -> Work:
+    """``work`` that settles its reservation by how it ended.
+
+    A result: spent (TTAPI answered). A TTAPI error says whether it may have been
+    billed. Anything else (a crash, cancellation, the server stopping) counts as billed
+    once the request may have reached TTAPI (``job.committed``), released before.
+    """
+
+    async def run(job: LiveJob) -> ImageToolResult:
+        try:
+            result = await work(job)
+        except BaseException as exc:
+            billed = billing_of(exc)
+            if billed is None:
+                billed = job.committed
+            outcome = "error" if isinstance(exc, Exception) else "cancelled"
+            await settle(services, ledger_id, billed=billed, outcome=outcome)
+            raise
+        await settle(services, ledger_id, billed=True, outcome=result.status,
+                     usage=result.usage)
+        if quote is not None:
+            result.cost = quote.cost
+        return result
+
+    return run
+
+
+async def job_ended(services: Services, job_id: str, status: str, quota: float | None) -> None:
+    """A GPT-4o job ended: SUCCESS keeps its quota (TTAPI's, else the estimate), FAILED
+    releases it (TTAPI charges 0). Never raises."""
+    if status not in ("SUCCESS", "FAILED"):
+        return
+    try:
+        ledger_id = await services.store.reservation_for_job(job_id)
+    except Exception:
+        log.exception("could not look up the ledger entry of job %s", job_id)
+        return
+    billed = status == "SUCCESS" or bool(quota)
+    await settle(services, ledger_id, billed=billed, outcome=status.lower(),
+                 reported_quota=quota)

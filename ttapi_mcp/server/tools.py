@@ -12,12 +12,22 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ttapi_mcp.catalog import MODELS
+from ttapi_mcp.server.confirm import (
+    ConfirmSpend,
+    ask_edit,
+    ask_generate,
+    ask_gpt4o,
+    confirm_cost_number,
+    confirmed_quota,
+)
 from ttapi_mcp.server.results import to_call_result
 from ttapi_mcp.server.startup import services_of
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode
@@ -105,6 +115,14 @@ DedupeArg = Annotated[
           "images) is still running, wait for it instead of paying again. false: always "
           "make a new, separately billed request (e.g. for another variation)."),
 ]
+ConfirmCostArg = Annotated[
+    float | None,
+    BeforeValidator(confirm_cost_number),
+    Field(description="Only after the server refused a call for lack of confirmation: the "
+          "estimated quota the user agreed to spend (as quoted in the refusal). A value below "
+          "the current estimate is refused the same way. Leave unset otherwise."),
+]
+Confirmation = ElicitationResult[ConfirmSpend]
 
 GENERATE_DESC = (
     "Create new images from a text prompt with an OpenAI image model through TTAPI. Costs "
@@ -217,6 +235,8 @@ def register_tools(server: MCPServer) -> None:
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_generate)] = None,  # type: ignore[assignment]
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
@@ -227,7 +247,8 @@ def register_tools(server: MCPServer) -> None:
         from ttapi_mcp.service import generate_image
 
         return await _run(ctx, preview, lambda s, p, e: generate_image(
-            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e, confirmed=confirmed_quota(
+                s.settings, "generate_image", args, confirmation, confirm_cost)))
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
                  annotations=WRITES)
@@ -275,6 +296,8 @@ def register_tools(server: MCPServer) -> None:
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_edit)] = None,  # type: ignore[assignment]
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
@@ -285,7 +308,8 @@ def register_tools(server: MCPServer) -> None:
         from ttapi_mcp.service import edit_image
 
         return await _run(ctx, preview, lambda s, p, e: edit_image(
-            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e, confirmed=confirmed_quota(
+                s.settings, "edit_image", args, confirmation, confirm_cost)))
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
                  annotations=WRITES)
@@ -314,12 +338,17 @@ def register_tools(server: MCPServer) -> None:
             Field(description="Wait for the image within the server's wait budget (default "
                   "true). false: return the job id at once and call fetch_job later."),
         ] = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:
         from ttapi_mcp.service import submit_gpt4o
 
         return await _run(
             ctx, None,
-            lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p),
+            lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p,
+                                         confirmed=confirmed_quota(
+                                             s.settings, "gpt4o_image", {}, confirmation,
+                                             confirm_cost)),
         )
 
     @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS)

@@ -132,15 +132,6 @@ def register_resources(server: MCPServer) -> None:
         doc["prices"] = prices_as_json(merge_prices(getattr(settings, "prices", None)))
         return json.dumps(doc, indent=2)
 
-    @server.resource(
-        USAGE_URI, name="usage", title="Spend and budgets",
-        description="Quota spent and reserved today and this month (estimates, and what "
-        "TTAPI reported), by model and tool, and the budget left.",
-        mime_type="application/json",
-    )
-    def usage() -> str:
-        # Never called: the server answers this URI itself (see TTAPIServer.read_resource).
-        return json.dumps({})
 
     @server.resource(
         "ttapi://images/{image_id}", name="image", title="Saved image",
@@ -169,3 +160,13 @@ def register_resources(server: MCPServer) -> None:
     )
     async def job(job_id: str, ctx: Context) -> str:
         return await job_json(await _services(ctx), job_id)
+
+    @server.resource(
+        USAGE_URI, name="usage", title="Spend and budgets",
+        description="Quota spent and reserved today and this month (estimates, and what "
+        "TTAPI reported), by model and tool, and the budget left.",
+        mime_type="application/json",
+    )
+    def usage() -> str:
+        # Never called: the server answers this URI itself (see TTAPIServer.read_resource).
+        return json.dumps({})

@@ -294,7 +294,9 @@ def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
             known = ", ".join(Settings.model_fields)
             lines.append(f"- unknown key {key!r} in {where}. Known keys: {known}.")
             continue
-        shown = "" if key in SECRET_KEYS else f" (got {error.get('input')!r})"
+        # prices' own messages name the bad entry and its value; the whole table is noise.
+        quiet = key in SECRET_KEYS or key == "prices"
+        shown = "" if quiet else f" (got {error.get('input')!r})"
         lines.append(f"- {key}: {error['msg']}{shown}, from {where}.")
     return "\n".join(lines)
 

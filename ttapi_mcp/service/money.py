@@ -100,6 +100,8 @@ def quote_images(
     total = round(total, 4)
     shown_size = size or spec.default_size
     shown_quality = quality or "auto"
+    if spec.family == "dall-e":
+        shown_quality = "hd" if quality == "hd" else "standard"
     noun = "image" if n == 1 else "images"
     what = f"{n} {noun} of {shown_size} at {shown_quality} quality with {model}"
     cost = CostEstimate(estimate_quota=total, estimate_usd=round(total / QUOTA_PER_USD, 4),

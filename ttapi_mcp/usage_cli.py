@@ -13,9 +13,9 @@ import anyio
 from ttapi_mcp.config import Settings
 
 
-def _period_line(name: str, p: dict[str, Any]) -> str:
-    line = (f"{name} {p['period']}: {p['held_quota']:g} quota spent or reserved in "
-            f"{p['calls']} call(s)")
+def _period_line(p: dict[str, Any]) -> str:
+    line = (f"{p['period'][:1].upper()}{p['period'][1:]}: {p['held_quota']:g} quota spent or "
+            f"reserved in {p['calls']} call(s)")
     if p["budget_quota"] is None:
         return line + f" (no {p['budget_setting']} set)."
     return (line + f"; {p['budget_setting']} {p['budget_quota']:g}, {p['left_quota']:g} left, "
@@ -51,8 +51,9 @@ def run_usage(settings: Settings, since: str | None, by: str, as_json: bool) -> 
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"Spend since {report['since']} by {by}, in {report['unit']}")
+    print(f"Spend since {report['since']} by {by}, in quota (1 USD = 100 quota); estimates "
+          "except where TTAPI reported a quota.")
     print(table_text(report["groups"], by))  # type: ignore[arg-type]
-    print(_period_line("Today", report["today"]))
-    print(_period_line("This month", report["this_month"]))
+    print(_period_line(report["today"]))
+    print(_period_line(report["this_month"]))
     return 0

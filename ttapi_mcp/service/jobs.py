@@ -154,8 +154,9 @@ async def submit_gpt4o(
             await money.settle(services, ledger_id, billed=sending if billed is None else billed,
                                outcome="error" if isinstance(exc, Exception) else "cancelled")
             raise
-        with anyio.CancelScope(shield=True):
-            await services.store.attach_job(ledger_id, job_id)
+        if ledger_id is not None:
+            with anyio.CancelScope(shield=True):
+                await money.attach_job(services, ledger_id, job_id)
         recorded: dict[str, Any] = {**params, "request_id": request_id}
         if own_hook:
             bind_hook(services, own_hook[1], job_id)

@@ -171,8 +171,9 @@ def _confirmation_error(settings: Settings, quote: Quote, confirmed: float | Non
 async def admit(
     services: Services, quote: Quote, *, tool: str, model: str, route: str,
     confirmed: float | None = None,
-) -> str:
-    """Check confirmation and budgets, then reserve the estimate; the ledger row's id.
+) -> str | None:
+    """Check confirmation and budgets, then reserve the estimate; the ledger row's id
+    (None only when the store failed and no day/month budget needed it).
 
     Raises ``ServiceError`` (the call must not be sent) with the whole story: the
     estimate, what the period has spent, what is left, when it resets, which setting.
@@ -200,10 +201,19 @@ async def admit(
         periods.append(("budget_per_month", settings.budget_per_month,
                         month_of(now, settings.budget_timezone)))
     limits = [Limit(p.start, p.end, budget) for _, budget, p in periods]
-    reserved = await services.store.reserve(
-        now=now, tool=tool, model=model, route=route, images=quote.images,
-        estimate=estimate, basis=quote.cost.basis, limits=limits,
-    )
+    try:
+        reserved = await services.store.reserve(
+            now=now, tool=tool, model=model, route=route, images=quote.images,
+            estimate=estimate, basis=quote.cost.basis, limits=limits,
+        )
+    except Exception as exc:  # the store failed: budgets cannot be checked
+        log.error("could not reserve %s quota in the ledger: %s", estimate, exc)
+        if not limits:
+            return None  # no budget to enforce: the call goes on, unrecorded
+        raise ServiceError(
+            f"{NOT_SENT} the day/month budgets could not be checked because the store "
+            f"failed ({type(exc).__name__}: {exc}). Run 'ttapi-mcp doctor' to check it."
+        ) from None
     if reserved.ledger_id is not None:
         return reserved.ledger_id
     assert reserved.refused_by is not None
@@ -266,7 +276,9 @@ async def announce(ticker: Ticker, quote: Quote) -> None:
     await ticker.send()
 
 
-def paid(services: Services, ledger_id: str, work: Work, quote: Quote | None = None) -> Work:
+def paid(
+    services: Services, ledger_id: str | None, work: Work, quote: Quote | None = None
+) -> Work:
     """``work`` that settles its reservation by how it ended.
 
     A result: spent (TTAPI answered). A TTAPI error says whether it may have been
@@ -291,6 +303,14 @@ def paid(services: Services, ledger_id: str, work: Work, quote: Quote | None = N
         return result
 
     return run
+
+
+async def attach_job(services: Services, ledger_id: str, job_id: str) -> None:
+    """Link a reservation to its TTAPI job; never raises."""
+    try:
+        await services.store.attach_job(ledger_id, job_id)
+    except Exception:
+        log.exception("could not link ledger entry %s to job %s", ledger_id, job_id)
 
 
 async def job_ended(services: Services, job_id: str, status: str, quota: float | None) -> None:

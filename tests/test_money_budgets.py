@@ -305,3 +305,26 @@ def test_usage_command_prints_the_ledger(emulator: Emulator, tmp_path: Path) -> 
     assert json.loads(run("--json", "--since", "2999-01-01").stdout)["groups"] == []
     bad = run("--since", "yesterday")
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+@pytest.mark.anyio
+async def test_a_broken_ledger_never_crashes_a_call(emulator: Emulator, tmp_path: Path) -> None:
+    """Without a day/month budget the call goes on; with one it is refused, clearly."""
+    import sqlite3
+
+    for index, budget in enumerate((None, 10.0)):
+        settings = make_server_settings(emulator.base_url, tmp_path / str(index),
+                                        budget_per_day=budget)
+        emulator.clear_log()
+        async with client_with_clock(settings) as client:
+            with sqlite3.connect(settings.store_path) as conn:
+                conn.execute("DROP TABLE ledger")
+            result = await client.call_tool("generate_image", {"prompt": "no ledger", **DALLE2})
+        if budget is None:
+            assert not result.is_error, result.content
+            assert len(emulator.api_requests("E1")) == 1
+        else:
+            assert result.is_error
+            assert "budgets could not be checked" in text_of(result)
+            assert "ttapi-mcp doctor" in text_of(result)
+            assert emulator.api_requests() == []

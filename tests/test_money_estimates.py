@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_default_price_has_a_source_and_is_positive() -> None:
+    from ttapi_mcp.catalog import MODELS
+
+    assert set(MODELS) | {"gpt-4o-image"} <= set(DEFAULT_PRICES), "a model has no price"
     assert set(SOURCES) == set(DEFAULT_PRICES)
     for model, entry in DEFAULT_PRICES.items():
         for key, value in entry.items():

@@ -126,7 +126,7 @@ def merge_prices(overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any
     and what is allowed there.
     """
     table = {model: {k: dict(v) if isinstance(v, dict) else v for k, v in entry.items()}
-             for model, entry in DEFAULT_PRICES.items()}
+             for model, entry in DEFAULT_PRICES.items() if model in _priced_models()}
     if overrides is None:
         return table
     if not isinstance(overrides, Mapping):

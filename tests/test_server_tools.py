@@ -43,11 +43,11 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
     expected_args = {
         "generate_image": {"prompt", "model", "n", "size", "quality", "style", "background",
                            "output_format", "output_compression", "moderation",
-                           "response_format", "preview", "wait", "dedupe"},
+                           "response_format", "preview", "wait", "dedupe", "confirm_cost"},
         "edit_image": {"prompt", "images", "mask", "model", "n", "size", "quality",
                        "background", "output_format", "output_compression", "input_fidelity",
-                       "preview", "wait", "dedupe"},
-        "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait"},
+                       "preview", "wait", "dedupe", "confirm_cost"},
+        "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "confirm_cost"},
         "fetch_job": {"job_id", "wait"},
     }
     for name, tool in tools.items():

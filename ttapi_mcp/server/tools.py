@@ -124,25 +124,30 @@ ConfirmCostArg = Annotated[
 ]
 Confirmation = ElicitationResult[ConfirmSpend]
 
+COST_NOTE = (
+    " Before sending, the server estimates the call's cost (quota; 1 USD = 100 quota) and "
+    "reports it in progress and in the result's cost; it refuses calls beyond its budgets "
+    "and may ask the user to confirm expensive ones (see confirm_cost)."
+)
 GENERATE_DESC = (
     "Create new images from a text prompt with an OpenAI image model through TTAPI. Costs "
     "money per image. Each image is saved to the server's output folder at once; the result "
     "gives its absolute path, a ttapi://images/{id} resource link (usable as an edit_image "
-    "input) and a small preview. Models: " + _model_lines(edit=False)
+    "input) and a small preview." + COST_NOTE + " Models: " + _model_lines(edit=False)
 )
 EDIT_DESC = (
     "Edit or combine existing images with a prompt (inpainting with a mask, restyling, "
     "compositing several references). Costs money per image. Inputs may be file paths inside "
     "the allowed folders, ttapi://images/{id} URIs of earlier results, data:image/...;base64 "
-    "URIs, or http(s) URLs. Results are saved like generate_image's. Models: "
-    + _model_lines(edit=True)
+    "URIs, or http(s) URLs. Results are saved like generate_image's." + COST_NOTE
+    + " Models: " + _model_lines(edit=True)
 )
 GPT4O_DESC = (
     "Create an image with TTAPI's GPT-4o image job API (asynchronous; good at following "
     "detailed instructions and reference images; no size or count control). The job is "
     "recorded before this returns. With wait=true it waits up to the server's wait budget "
     "(about 50 s) sending progress; if the job is still running it answers status 'pending' "
-    "with the job_id and the exact fetch_job call to make next."
+    "with the job_id and the exact fetch_job call to make next." + COST_NOTE
 )
 FETCH_DESC = (
     "Collect a job whose call answered 'pending': a generate_image/edit_image job of this "

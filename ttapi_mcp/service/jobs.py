@@ -133,30 +133,21 @@ async def submit_gpt4o(
         await money.announce(ticker, quote)
         ledger_id = await money.admit(services, quote, tool="gpt4o_image", model=MODEL_4O,
                                       route="E4", confirmed=confirmed)
-        sending = False
-        try:
-            # Awaited: the job row is only written once TTAPI has answered with its id.
-            request_id = await services.store.start_request("gpt4o_image", "E4", params,
-                                                            wait=True)
-            runner = services.require_runner()
-            if runner.limiter.available_tokens < 1:
-                ticker.set("queued: all upstream slots busy")
-            async with runner.limiter:
-                ticker.set("submitting the GPT-4o image job")
-                sending = True
-                try:
-                    job_id = await client.submit_4o(FourOSubmitRequest(**sent))
-                except TTAPIError as exc:
-                    await services.store.finish_request(request_id, "error", error=str(exc))
-                    raise upstream_error(exc) from None
-        except BaseException as exc:  # no job id: billed only if it may have been sent
-            billed = money.billing_of(exc)
-            await money.settle(services, ledger_id, billed=sending if billed is None else billed,
-                               outcome="error" if isinstance(exc, Exception) else "cancelled")
-            raise
-        if ledger_id is not None:
-            with anyio.CancelScope(shield=True):
-                await money.attach_job(services, ledger_id, job_id)
+        # Awaited: the job row is only written once TTAPI has answered with its id.
+        request_id = await services.store.start_request("gpt4o_image", "E4", params, wait=True)
+        runner = services.require_runner()
+        if runner.limiter.available_tokens < 1:
+            ticker.set("queued: all upstream slots busy")
+        async with runner.limiter:
+            ticker.set("submitting the GPT-4o image job")
+            try:
+                job_id = await client.submit_4o(FourOSubmitRequest(**sent))
+            except TTAPIError as exc:
+                await services.store.finish_request(request_id, "error", error=str(exc))
+                await money.settle(services, ledger_id, billed=exc.may_have_been_billed,
+                                   outcome="error")
+                raise upstream_error(exc) from None
+        await money.attach_job(services, ledger_id, job_id)
         recorded: dict[str, Any] = {**params, "request_id": request_id}
         if own_hook:
             bind_hook(services, own_hook[1], job_id)
@@ -168,13 +159,12 @@ async def submit_gpt4o(
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
         if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
-            result = pending_result(job_id, "SUBMITTED", params)
-        else:
-            watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
-            result = await services.require_runner().wait(
-                watcher, ticker, budget,
-                lambda j: pending_result(j.job_id, j.upstream_status, params),
-            )
+            return pending_result(job_id, "SUBMITTED", params).model_copy(
+                update={"cost": quote.cost})
+        watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
+        result = await services.require_runner().wait(
+            watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
+        )
         return result.model_copy(update={"cost": quote.cost})
 
 

@@ -271,7 +271,9 @@ def admitter(
 
 
 async def announce(ticker: Ticker, quote: Quote) -> None:
-    """Say the estimate in the progress notifications, before anything is sent."""
+    """Say the estimate in the progress notifications, before anything is sent (the
+    phase before it, e.g. 'validating', is sent first so it is not skipped)."""
+    await ticker.send()
     ticker.set(f"estimated cost {about(quote.cost.estimate_quota)} for {quote.what}")
     await ticker.send()
 
@@ -305,10 +307,14 @@ def paid(
     return run
 
 
-async def attach_job(services: Services, ledger_id: str, job_id: str) -> None:
-    """Link a reservation to its TTAPI job; never raises."""
+async def attach_job(services: Services, ledger_id: str | None, job_id: str) -> None:
+    """Link a reservation to its TTAPI job (shielded: the id must not be lost); never
+    raises. A call stopped before this keeps its reservation, counted as spent."""
+    if ledger_id is None:
+        return
     try:
-        await services.store.attach_job(ledger_id, job_id)
+        with anyio.CancelScope(shield=True):
+            await services.store.attach_job(ledger_id, job_id)
     except Exception:
         log.exception("could not link ledger entry %s to job %s", ledger_id, job_id)
 

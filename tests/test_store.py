@@ -92,7 +92,9 @@ async def test_schema_version_and_wal(tmp_path: Path) -> None:
         db = store.database_path
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        from ttapi_mcp.store.db import MIGRATIONS
+
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.execute("PRAGMA user_version=99")
         conn.commit()

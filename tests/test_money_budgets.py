@@ -267,6 +267,7 @@ async def test_unbilled_failures_release_and_maybe_billed_ones_keep(
         ("gpt4o_image", "spent", 2.0, 1),  # and reports 2 for a SUCCESS
     ]
     assert rows[3]["reported_quota"] == 2.0 and rows[3]["job_id"]
+    assert rows[0]["job_id"].startswith("local-")  # each row names the job it paid for
     assert report["today"]["held_quota"] == pytest.approx(3.6)
 
 
@@ -328,3 +329,26 @@ async def test_a_broken_ledger_never_crashes_a_call(emulator: Emulator, tmp_path
             assert "budgets could not be checked" in text_of(result)
             assert "ttapi-mcp doctor" in text_of(result)
             assert emulator.api_requests() == []
+
+
+@pytest.mark.anyio
+async def test_an_identical_call_attaches_without_reserving_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.latency_seconds = 0.5
+    settings = make_server_settings(emulator.base_url, tmp_path, budget_per_day=2)
+    results: list[Any] = []
+    async with client_with_clock(settings) as client:
+
+        async def one() -> None:
+            results.append(await client.call_tool("generate_image",
+                                                  {"prompt": "same call", **DALLE2}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one)
+            await anyio.sleep(0.2)
+            tg.start_soon(one)
+        report = await usage(client)
+    assert [r.is_error for r in results] == [False, False], [text_of(r) for r in results]
+    assert len(emulator.api_requests("E1")) == 1
+    assert report["today"]["calls"] == 1 and report["today"]["held_quota"] == 1.6

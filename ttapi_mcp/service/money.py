@@ -289,6 +289,7 @@ def paid(
     """
 
     async def run(job: LiveJob) -> ImageToolResult:
+        await attach_job(services, ledger_id, job.job_id)
         try:
             result = await work(job)
         except BaseException as exc:

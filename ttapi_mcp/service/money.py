@@ -271,11 +271,14 @@ def admitter(
 
 
 async def announce(ticker: Ticker, quote: Quote) -> None:
-    """Say the estimate in the progress notifications, before anything is sent (the
-    phase before it, e.g. 'validating', is sent first so it is not skipped)."""
-    await ticker.send()
+    """Say the estimate in the progress notifications, before anything is sent.
+
+    Yielding first lets the ticker send the phase before (e.g. 'validating'), which
+    would otherwise be replaced unsent; the estimate goes out at the next await (the
+    reservation's), before any later phase replaces it.
+    """
+    await anyio.sleep(0)
     ticker.set(f"estimated cost {about(quote.cost.estimate_quota)} for {quote.what}")
-    await ticker.send()
 
 
 def paid(

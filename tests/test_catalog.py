@@ -165,10 +165,11 @@ def test_valid_edits() -> None:
         ("gpt-image-1", [facts()], facts("RGB", "JPEG"), {}, "mask"),
         ("gpt-image-1", [facts()], facts("RGBA", size=(32, 32)), {}, "mask"),
         ("gpt-image-1", [facts()], facts("RGB"), {}, "mask"),
-        ("gpt-image-1-mini", [facts()], None, {"input_fidelity": "high"}, "input_fidelity"),
+        ("gpt-image-2", [facts()], None, {"input_fidelity": "high"}, "input_fidelity"),
+        ("gpt-image-2", [facts()], None, {"background": "transparent"}, "background"),
         ("dall-e-2", [facts("RGBA")], facts("RGBA"), {"input_fidelity": "low"}, "input_fidelity"),
         ("gpt-image-1", [facts()], None, {"style": "vivid"}, "style"),
-        ("gpt-image-1", [facts()], None, {"moderation": "low"}, "moderation"),
+        ("gpt-image-1", [facts()], None, {"moderation": "high"}, "moderation"),
         ("dall-e-2", [facts("RGBA")], facts("RGBA"), {"prompt": "x" * 1001}, "prompt"),
     ],
 )
@@ -222,4 +223,37 @@ def test_catalog_json_describes_every_model() -> None:
     assert set(data["models"]) == set(MODELS)
     assert data["models"]["dall-e-3"]["edit"] is None
     assert data["models"]["gpt-image-1"]["generate"]["sizes"][0] == "auto"
-    assert data["models"]["gpt-image-2"]["documented_by_ttapi"] is False
+    assert data["models"]["gpt-image-2"]["documented_by_ttapi"] is True
+    assert "gpt-image-1-mini" not in data["models"]  # §11.3: on no TTAPI page
+    assert "transparent" not in data["models"]["gpt-image-2"]["generate"]["options"]["background"]
+    assert "input_fidelity" not in data["models"]["gpt-image-2"]["edit"]["options"]
+    assert "moderation" in data["models"]["gpt-image-1"]["edit"]["options"]
+
+
+@pytest.mark.parametrize(("size", "problem", "nearest"), [
+    ("1000x1000", "multiples of 16", "992x992"),
+    ("4096x1024", "at most 3840", "3840x1280"),
+    ("3840x1024", "3 times", "3744x1248"),
+    ("512x512", "pixels", "816x816"),
+    ("4000x4000", "at most 3840", "2880x2880"),
+])
+def test_free_size_rule_names_the_nearest_valid_size(
+    size: str, problem: str, nearest: str
+) -> None:
+    from ttapi_mcp.catalog.sizes import free_size_problem, nearest_free_size
+
+    assert problem in (free_size_problem(size) or "")
+    assert nearest_free_size(size) == nearest
+    assert free_size_problem(nearest) is None
+    violations = validate_generation({"prompt": "p", "model": "gpt-image-2", "size": size})
+    assert [v.param for v in violations] == ["size"]
+    assert f"nearest valid size is '{nearest}'" in violations[0].message
+
+
+def test_every_nearest_size_is_valid_over_a_grid() -> None:
+    from ttapi_mcp.catalog.sizes import free_size_problem, nearest_free_size
+
+    for w in range(1, 6000, 397):
+        for h in range(1, 6000, 431):
+            nearest = nearest_free_size(f"{w}x{h}")
+            assert nearest is not None and free_size_problem(nearest) is None, (w, h)

@@ -23,7 +23,8 @@ HEADERS = {"TT-API-KEY": "matrix-key"}
 VALUES: dict[str, list[Any]] = {
     "n": [1, 2, 10, 11, 0],
     "size": ["auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "1792x1024",
-             "1024x1792", "1024x1024 ", "1000x1000", "2048x1152"],
+             "1024x1792", "1024x1024 ", "1000x1000", "2048x1152", "3840x2160", "3840x1280",
+             "3840x1024", "4096x1024", "816x816", "800x800", "2160x3840"],
     "quality": ["auto", "low", "medium", "high", "standard", "hd", "ultra"],
     "style": ["vivid", "natural", "photo"],
     "background": ["transparent", "opaque", "auto", "clear"],
@@ -36,7 +37,7 @@ VALUES: dict[str, list[Any]] = {
 
 def generation_cases() -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
-    for model in MODELS:
+    for model in [*MODELS, "gpt-image-1-mini"]:  # mini: on no TTAPI page, both refuse it
         cases.append({"model": model})
         for param, values in VALUES.items():
             cases.extend({"model": model, param: value} for value in values)
@@ -87,7 +88,7 @@ EDIT_VALUES: dict[str, list[Any]] = {
     "output_format": ["png", "webp", "gif"],
     "response_format": ["url", "b64_json"],
     "style": ["vivid"],
-    "moderation": ["low"],
+    "moderation": ["low", "auto", "high"],
     "n": [1, 2, 11],
 }
 
@@ -96,7 +97,7 @@ def test_edit_matrix_agrees(emulator: Emulator) -> None:
     square = png((64, 64))
     wide = png((96, 64))
     cases: list[tuple[dict[str, Any], list[bytes], bytes | None]] = []
-    for model in MODELS:
+    for model in [*MODELS, "gpt-image-1-mini"]:
         cases.append(({"model": model}, [square], None))
         cases.append(({"model": model}, [square], square))
         cases.append(({"model": model}, [wide], None))
@@ -122,4 +123,34 @@ def test_edit_matrix_agrees(emulator: Emulator) -> None:
                 disagreements.append(
                     f"{params} images={len(images)} mask={mask is not None}: "
                     f"catalog={catalog_ok} emulator={emulator_ok}")
+    assert disagreements == []
+
+
+def test_async_gpt_route_matrix_agrees(emulator: Emulator) -> None:
+    """§11.6: which field goes with which model, and which sizes are kept as asked.
+
+    TTAPI silently adjusts an invalid gpt-image-2-plus size where the catalog refuses
+    it, so "the emulator accepts" means: 200, and the job has the size that was asked.
+    """
+    from ttapi_mcp.catalog.asyncjobs import ASPECT_RATIOS, ASYNC_MODELS, validate_async_job
+
+    sizes = [None, "3840x2160", "1024x1024", "1000x1000", "4096x1024", "512x512", "auto"]
+    ratios = [None, *ASPECT_RATIOS, "2:1"]
+    disagreements = []
+    with httpx2.Client(base_url=emulator.base_url, headers=HEADERS, timeout=30) as http:
+        for model, ratio, size in itertools.product(
+                [*ASYNC_MODELS, "gpt-image-1-mini"], ratios, sizes):
+            catalog_ok = validate_async_job(model, ratio, size) == []
+            body = {"prompt": "draw a fox", "model": model, "aspect_ratio": ratio, "size": size}
+            answer = http.post("/openai/gpt/generations",
+                               json={k: v for k, v in body.items() if v is not None})
+            assert answer.status_code in (200, 400), answer.text[:300]
+            emulator_ok = answer.status_code == 200
+            if emulator_ok and size is not None:
+                job = emulator.jobs.get(answer.json()["data"]["job_id"])
+                assert job is not None
+                emulator_ok = f"{job.size[0]}x{job.size[1]}" == size
+            if catalog_ok != emulator_ok:
+                disagreements.append(f"{model} {ratio} {size}: catalog={catalog_ok} "
+                                     f"emulator={emulator_ok}")
     assert disagreements == []

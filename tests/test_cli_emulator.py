@@ -54,7 +54,7 @@ def test_emulator_command_serves_the_contract(emulator_process: str) -> None:
     url = emulator_process + "/v1/images/generations"
     refused = httpx2.post(url, json=body, headers={"TT-API-KEY": "another-key"}, timeout=10)
     assert refused.status_code == 401
-    assert refused.json()["error"]["code"] == "invalid_api_key"
+    assert refused.json()["status"] == "FAILED"
     accepted = httpx2.post(url, json=body, headers={"TT-API-KEY": "only-this-key"}, timeout=10)
     assert accepted.status_code == 200
     assert accepted.json()["data"][0]["b64_json"]
@@ -64,7 +64,7 @@ def test_emulator_command_runs_4o_jobs_with_the_given_timing(emulator_process: s
     headers = {"Authorization": "Bearer only-this-key"}
     submit = httpx2.post(emulator_process + "/openai/4o-image/generations",
                          json={"prompt": "draw a kite"}, headers=headers, timeout=10)
-    job_id = submit.json()["data"]["jobId"]
+    job_id = submit.json()["data"]["job_id"]
     fetched = httpx2.get(emulator_process + "/openai/4o-image/fetch",
                          params={"jobId": job_id}, headers=headers, timeout=10)
     assert fetched.json()["status"] == "SUCCESS"  # --job-seconds 0

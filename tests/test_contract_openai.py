@@ -125,5 +125,40 @@ def test_missing_key_raises_authentication_error(emulator: Emulator) -> None:
     client = openai.OpenAI(api_key="wrong", base_url=f"{emulator.base_url}/v1", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
         client.images.generate(model="dall-e-2", prompt="p")
-    assert info.value.code == "invalid_api_key"
+    assert info.value.status_code == 401
+    assert "Wrong TT-API-KEY" in info.value.message
     client.close()
+
+
+def test_streamed_generation_parses_with_partial_images(
+    sdk: openai.OpenAI, emulator: Emulator
+) -> None:
+    """§11.4: the SDK's own stream parser reads the emulator's server-sent events."""
+    stream = sdk.images.generate(model="gpt-image-1", prompt="a lighthouse", size="1024x1024",
+                                 quality="low", n=2, stream=True, partial_images=2)
+    events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds == ["image_generation.partial_image"] * 2 + ["image_generation.completed"] \
+        + ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    partials = [e for e in events if e.type == "image_generation.partial_image"]
+    assert [p.partial_image_index for p in partials] == [0, 1, 0, 1]
+    completed = [e for e in events if e.type == "image_generation.completed"]
+    assert all(b64_image(e.b64_json).size == (1024, 1024) for e in completed)
+    assert completed[0].usage.output_tokens > 0 and completed[0].size == "1024x1024"
+    assert emulator.api_requests("E1")[-1].json["stream"] is True
+
+
+def test_streamed_edit_parses(sdk: openai.OpenAI, emulator: Emulator, tmp_path: Path) -> None:
+    image = png(tmp_path / "in.png", (64, 64))
+    with open(image, "rb") as f:
+        stream = sdk.images.edit(model="gpt-image-1", image=[f], prompt="add a hat",
+                                 size="1024x1024", quality="low", stream=True, partial_images=1)
+        events = list(stream)
+    assert [e.type for e in events] == ["image_edit.partial_image", "image_edit.completed"]
+    assert b64_image(events[-1].b64_json).size == (1024, 1024)
+
+
+def test_streaming_is_refused_for_dall_e(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        list(sdk.images.generate(model="dall-e-2", prompt="p", stream=True))
+    assert info.value.param == "stream"

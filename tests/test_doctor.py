@@ -64,12 +64,13 @@ def test_all_ok_exits_0_shows_origins_and_the_key_masked(
     result = _doctor(_env(str(emulator.base_url), tmp_path), "--fix")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "free space" not in line]
-    assert len(lines) == 8 and all(line.startswith("OK ") for line in lines), result.stdout
+    assert len(lines) == 9 and all(line.startswith("OK ") for line in lines), result.stdout
     assert KEY not in result.stdout + result.stderr
     assert f"****{KEY[-4:]} (environment variable TTAPI_API_KEY)" in result.stdout
     assert "(environment variable TTAPI_BASE_URL) answered HTTP" in result.stdout
-    # The probe is a plain GET without the key: nothing reached an API route.
-    assert emulator.api_requests() == []
+    # The probe is a plain GET without the key; only the balance check uses it (a GET).
+    assert "quota ($1000.00)" in result.stdout
+    assert [(r.route, r.method) for r in emulator.api_requests()] == [("M1", "GET")]
 
 
 def test_failures_exit_1_and_say_what_to_do(tmp_path: Path) -> None:

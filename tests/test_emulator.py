@@ -252,8 +252,11 @@ E1_VALID: list[dict[str, Any]] = [
      "transparent", "output_compression": 0},
     {"model": "dall-e-2", "prompt": "p", "quality": "auto", "size": "512x512"},
     {"model": "dall-e-3", "prompt": "x" * 4000, "quality": "auto"},
-    {"model": "gpt-image-1-mini", "prompt": "p", "size": "1024x1536"},
+    {"model": "gpt-image-1.5", "prompt": "p", "size": "1024x1536"},
     {"model": "gpt-image-2", "prompt": "p", "size": "2048x1152"},
+    {"model": "gpt-image-2", "prompt": "p", "size": "3840x2160"},
+    {"model": "gpt-image-2", "prompt": "p", "size": "3840x1280"},
+    {"model": "gpt-image-2", "prompt": "p", "size": "816x816"},
 ]
 
 
@@ -352,10 +355,14 @@ E2_INVALID: list[tuple[str, dict[str, str], list[Any], str, str]] = [
     ("dall-e-3", {"model": "dall-e-3"}, [png_part("image", GOOD)], "model", "invalid_value"),
     ("style", {"model": "gpt-image-1", "style": "vivid"}, [png_part("image", GOOD)], "style",
      "unknown_parameter"),
-    ("moderation", {"model": "gpt-image-1", "moderation": "low"}, [png_part("image", GOOD)],
-     "moderation", "unknown_parameter"),
-    ("mini fidelity", {"model": "gpt-image-1-mini", "input_fidelity": "low"},
+    ("moderation", {"model": "gpt-image-1", "moderation": "high"}, [png_part("image", GOOD)],
+     "moderation", "invalid_value"),
+    ("gpt-image-2 fidelity", {"model": "gpt-image-2", "input_fidelity": "low"},
      [png_part("image", GOOD)], "input_fidelity", "unknown_parameter"),
+    ("gpt-image-2 transparent", {"model": "gpt-image-2", "background": "transparent"},
+     [png_part("image", GOOD)], "background", "invalid_value"),
+    ("mini is gone", {"model": "gpt-image-1-mini"}, [png_part("image", GOOD)], "model",
+     "invalid_value"),
     ("dall-e-2 fidelity", {"model": "dall-e-2", "input_fidelity": "low"},
      [png_part("image", mask_bytes())], "input_fidelity", "unknown_parameter"),
     ("n not a number", {"model": "gpt-image-1", "n": "two"}, [png_part("image", GOOD)], "n",
@@ -405,10 +412,38 @@ def test_e2_byte_limits(http: httpx2.Client, emulator: Emulator) -> None:
     assert error_of(resp)["param"] == "mask"
 
 
-def test_e2_json_body_refused(http: httpx2.Client) -> None:
-    resp = http.post(E2, json={"model": "gpt-image-1", "prompt": "p", "images": []})
-    assert resp.status_code == 400
-    assert "multipart/form-data required" in error_of(resp)["message"]
+def test_e2_json_form_rules(http: httpx2.Client) -> None:
+    """§11.5: the JSON edit body, GPT models only, image_url or (refused) file_id."""
+    good = "data:image/png;base64," + base64.b64encode(GOOD).decode()
+    cases = [
+        ({"model": "gpt-image-1", "prompt": "p", "images": []}, "images"),
+        ({"model": "dall-e-2", "prompt": "p", "images": [{"image_url": good}]}, "model"),
+        ({"model": "gpt-image-1", "prompt": "p", "images": [{"file_id": "file-1"}]},
+         "images[0]"),
+        ({"model": "gpt-image-1", "prompt": "p",
+          "images": [{"image_url": "https://example.com/a.png"}]}, "images[0]"),
+        ({"model": "gpt-image-1", "prompt": "p", "images": [{"image_url": good}],
+          "moderation": "high"}, "moderation"),
+    ]
+    for body, param in cases:
+        resp = http.post(E2, json=body)
+        assert resp.status_code == 400, body
+        assert error_of(resp)["param"] == param, (body, resp.text)
+    resp = http.post(E2, content=b"prompt=p", headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 400 and "JSON" in error_of(resp)["message"]
+
+
+def test_e2_json_form_edits_data_uris_and_own_urls(http: httpx2.Client) -> None:
+    url = http.post(E1, json={"model": "dall-e-2", "prompt": "a boat", "size": "256x256",
+                              "response_format": "url"}).json()["data"][0]["url"]
+    good = "data:image/png;base64," + base64.b64encode(GOOD).decode()
+    body = {"model": "gpt-image-1", "prompt": "join them", "quality": "low", "n": 2,
+            "moderation": "low", "size": "1024x1024",
+            "images": [{"image_url": good}, {"image_url": url}]}
+    out = http.post(E2, json=body)
+    assert out.status_code == 200, out.text
+    assert len(out.json()["data"]) == 2 and out.json()["usage"]["input_tokens_details"][
+        "image_tokens"] > 0
 
 
 # -- E3 -------------------------------------------------------------------------------------
@@ -454,9 +489,28 @@ def submit(http: httpx2.Client, **extra: Any) -> str:
     resp = http.post(E4, json={"prompt": "draw a cat", **extra})
     body = resp.json()
     assert (resp.status_code, body["status"], body["message"]) == (200, "SUCCESS", "success")
-    job_id: str = body["data"]["jobId"]
+    job_id: str = body["data"]["job_id"]  # §11.2: snake case by default
     assert len(job_id) == 36 and job_id[14] == "4"  # UUID4
     return job_id
+
+
+def test_submit_answers_jobId_behind_the_option(http: httpx2.Client, emulator: Emulator) -> None:
+    emulator.options.job_id_key = "jobId"
+    body = http.post(E4, json={"prompt": "draw a cat"}).json()
+    assert list(body["data"]) == ["jobId"]
+    fetched = http.get(E5, params={"jobId": body["data"]["jobId"]}).json()
+    assert fetched["jobId"] == body["data"]["jobId"]
+
+
+@pytest.mark.parametrize("path", [E1, E2, E4, E5])
+def test_account_blocked_fault_is_a_403_envelope(
+    http: httpx2.Client, emulator: Emulator, path: str
+) -> None:
+    route = {E1: "E1", E2: "E2", E4: "E4", E5: "E5"}[path]
+    emulator.add_fault(Fault(route=route, kind="account_blocked"))  # type: ignore[arg-type]
+    resp = http.post(path, json={"prompt": "draw a cat", "model": "dall-e-2"})
+    assert resp.status_code == 403
+    assert resp.json() == {"status": "FAILED", "message": "Account Block", "data": None}
 
 
 def test_job_lifecycle_success(http: httpx2.Client, emulator: Emulator) -> None:
@@ -565,15 +619,14 @@ def test_hook_failure_recorded(http: httpx2.Client, emulator: Emulator) -> None:
 # -- auth, routing, URLs --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [E1, E4])
+@pytest.mark.parametrize("path", [E1, E2, E3, E4, E5])
 def test_auth_missing_key(emulator: Emulator, path: str) -> None:
     assert emulator.base_url
     resp = httpx2.post(emulator.base_url + path, json={"prompt": "p"})
     assert resp.status_code == 401
-    if path == E1:
-        assert error_of(resp)["code"] == "invalid_api_key"
-    else:
-        envelope_error(resp)
+    # §11.1: the envelope without data on every route, /v1/* included.
+    assert resp.json() == {"status": "FAILED",
+                           "message": "Wrong TT-API-KEY or email is not activated."}
 
 
 def test_auth_keys(emulator: Emulator) -> None:
@@ -763,6 +816,9 @@ def test_latency_option_applies_to_api_routes(emulator: Emulator) -> None:
     with pytest.raises(httpx2.ReadTimeout):
         httpx2.post(f"{emulator.base_url}{E4}", json={"prompt": "draw"},
                     headers={"TT-API-KEY": KEY}, timeout=httpx2.Timeout(5, read=0.1))
+    deadline = time.monotonic() + 5  # let the abandoned request finish before the next test
+    while not emulator.api_requests("E4") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_photo_sized_option_renders_result_sized_images(

@@ -86,6 +86,8 @@ def _slow_settings() -> dict[str, Any]:
 POST_ROWS = [
     Row("401", {"status": 401}, "error", ("401", "TTAPI_API_KEY", NOT_BILLED)),
     Row("402", {"status": 402}, "error", ("402", "top up", NOT_BILLED)),
+    Row("403-account-blocked", {"kind": "account_blocked"}, "error",
+        ("403", "account is blocked", "contact TTAPI", NOT_BILLED)),
     Row("429-retry-after-0", {"status": 429, "retry_after": "0"}, "completed", requests=2),
     Row("429-exhausted", {"status": 429, "retry_after": "0", "count": 3}, "error",
         ("429", "after 3 attempts", "wait", NOT_BILLED), requests=3),
@@ -109,6 +111,13 @@ IMAGE_ROWS = [  # E1/E2 only: the answer carries images
     Row("truncated-image", {"kind": "truncated_image"}, "error",
         ("no image could be saved", "incomplete", "billed again")),
 ]
+STREAM_ROWS = [  # E1/E2 with partial_images: the stream goes wrong after the call was paid
+    Row("stream-cut-after-partial", {"kind": "stream_cut"}, "error",
+        (MAYBE_BILLED.replace("completed upstream and ", ""), "billed again")),
+    Row("stream-malformed-event", {"kind": "stream_malformed"}, "completed"),
+    Row("stream-never-completed", {"kind": "stream_no_completed"}, "error",
+        (MAYBE_BILLED.replace("completed upstream and ", ""), "billed again")),
+]
 NO_B64_ROWS = [  # E4 and E5 answers carry no base64: the fault must change nothing
     Row("truncated-base64", {"kind": "truncated_b64"}, "completed"),
     Row("truncated-image", {"kind": "truncated_image"}, "completed"),
@@ -117,6 +126,8 @@ NO_B64_ROWS = [  # E4 and E5 answers carry no base64: the fault must change noth
 E5_ROWS = [
     Row("401", {"status": 401}, "error", ("401", "TTAPI_API_KEY", *JOB_KEPT)),
     Row("402", {"status": 402}, "error", ("402", "top up", *JOB_KEPT)),
+    Row("403-account-blocked", {"kind": "account_blocked"}, "error",
+        ("403", "account is blocked", "contact TTAPI", *JOB_KEPT)),
     Row("429-retry-after-0", {"status": 429, "retry_after": "0"}, "completed", requests=2),
     Row("429-exhausted", {"status": 429, "retry_after": "0", "count": 3}, "error",
         ("429", "after 3 attempts", *JOB_KEPT), requests=3),
@@ -154,8 +165,8 @@ JOB_ROWS = [  # 4o jobs only
 
 def _cases() -> list[Any]:
     table: dict[Tool, list[Row]] = {
-        "generate_image": POST_ROWS + IMAGE_ROWS + DOWNLOAD_ROWS,
-        "edit_image": POST_ROWS + IMAGE_ROWS + DOWNLOAD_ROWS,
+        "generate_image": POST_ROWS + IMAGE_ROWS + STREAM_ROWS + DOWNLOAD_ROWS,
+        "edit_image": POST_ROWS + IMAGE_ROWS + STREAM_ROWS + DOWNLOAD_ROWS,
         "gpt4o_image": POST_ROWS + NO_B64_ROWS + POLL_ROWS + DOWNLOAD_ROWS + JOB_ROWS,
         "fetch_job": E5_ROWS + NO_B64_ROWS + DOWNLOAD_ROWS + JOB_ROWS,
     }
@@ -180,7 +191,9 @@ def _url_result(tool: Tool, row: Row) -> bool:
 class Caller:
     """Calls one tool with arguments that reach its route cheaply."""
 
-    def __init__(self, client: Any, emulator: Emulator, input_png: Path) -> None:
+    def __init__(self, client: Any, emulator: Emulator, input_png: Path,
+                 stream: bool = False) -> None:
+        self.stream = stream
         self.client = client
         self.emulator = emulator
         self.input_png = input_png
@@ -198,9 +211,15 @@ class Caller:
                                      headers={"TT-API-KEY": "elsewhere"})
         self.emulator.options.job_seconds = 0.05
         assert answer.status_code == 200, answer.text
-        return str(answer.json()["data"]["jobId"])
+        return str(answer.json()["data"]["job_id"])
 
     async def call(self, tool: Tool, url_result: bool, job_id: str | None = None) -> Any:
+        if self.stream and tool in ("generate_image", "edit_image"):
+            args = {"prompt": "a streamed fox", "model": "gpt-image-1", "quality": "low",
+                    "size": "1024x1024", "partial_images": 1}
+            if tool == "edit_image":
+                args["images"] = [str(self.input_png)]
+            return await self.client.call_tool(tool, args)
         if tool == "generate_image":
             return await self.client.call_tool("generate_image", {
                 "prompt": "a fault-matrix fox", "model": "dall-e-2", "size": "256x256",
@@ -279,7 +298,8 @@ async def test_fault_matrix(
 
     with anyio.fail_after(60):
         async with mcp_client(settings) as client:
-            caller = Caller(client, emulator, input_png)
+            caller = Caller(client, emulator, input_png, stream=row in STREAM_ROWS)
+            emulator.options.stream_seconds = 0.05
             emulator.options.job_seconds = 0.05
             for name, value in row.options.items():
                 setattr(emulator.options, name, value)

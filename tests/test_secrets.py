@@ -77,6 +77,13 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
     pending = await call("gpt4o_image", {"prompt": "draw a bridge", "wait": False})
     job_id = pending.structured_content["job_id"]
     assert (await call("fetch_job", {"job_id": job_id})).structured_content["job_id"] == job_id
+    gpt_job = await call("gpt4o_image", {"prompt": "draw a tower", "model": "gpt-image-2",
+                                         "aspect_ratio": "16:9"})
+    assert gpt_job.structured_content["status"] == "completed", gpt_job.content
+    assert (await call("generate_image", {"prompt": "x", "sizee": "1536x1024"})).is_error
+    streamed = await call("generate_image", {"prompt": "a stream", "model": "gpt-image-1",
+                                             "quality": "low", "partial_images": 2})
+    assert not streamed.is_error, streamed.content
 
     # Upstream errors that echo the key, then a key the emulator refuses (401).
     for fault in _echo_faults():

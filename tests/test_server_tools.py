@@ -17,7 +17,6 @@ pytestmark = pytest.mark.anyio
 
 MODEL_CASES = [
     ("gpt-image-1", {"size": "1024x1024", "quality": "low"}),
-    ("gpt-image-1-mini", {"quality": "low"}),
     ("gpt-image-1.5", {"output_format": "webp", "output_compression": 70}),
     ("gpt-image-2", {"size": "1280x720"}),
     ("dall-e-2", {"size": "256x256"}),
@@ -43,11 +42,14 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
     expected_args = {
         "generate_image": {"prompt", "model", "n", "size", "quality", "style", "background",
                            "output_format", "output_compression", "moderation",
-                           "response_format", "preview", "wait", "dedupe", "confirm_cost"},
+                           "response_format", "partial_images", "preview", "wait",
+                           "dedupe", "confirm_cost"},
         "edit_image": {"prompt", "images", "mask", "model", "n", "size", "quality",
                        "background", "output_format", "output_compression", "input_fidelity",
-                       "preview", "wait", "dedupe", "confirm_cost"},
-        "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "confirm_cost"},
+                       "moderation", "partial_images", "preview", "wait", "dedupe",
+                       "confirm_cost"},
+        "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "model", "aspect_ratio",
+                        "size", "confirm_cost"},
         "fetch_job": {"job_id", "wait"},
     }
     for name, tool in tools.items():
@@ -66,8 +68,7 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
             assert ann.idempotent_hint is False
     model_schema = tools["generate_image"].input_schema["properties"]["model"]
     enum = next(s["enum"] for s in model_schema["anyOf"] if "enum" in s)
-    assert set(enum) == {"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2",
-                         "dall-e-2", "dall-e-3"}
+    assert set(enum) == {"gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"}
     assert "dall-e-3" in tools["generate_image"].input_schema["properties"]["n"]["description"]
 
 

@@ -46,6 +46,9 @@ GENERATION_RULES: list[tuple[str, dict[str, Any], str]] = [
     ("gpt-image-2", {"size": "4096x1024"}, "size"),
     ("gpt-image-2", {"size": "3840x1024"}, "size"),
     ("gpt-image-2", {"size": "big"}, "size"),
+    ("gpt-image-2", {"size": "512x512"}, "size"),
+    ("gpt-image-2", {"background": "transparent"}, "background"),
+    ("gpt-image-1-mini", {}, "model"),
     ("dall-e-4", {}, "model"),
 ]
 
@@ -108,8 +111,11 @@ def _edit_cases(out: Path) -> dict[str, tuple[dict[str, Any], str]]:
         "mask size": ({"images": [rgb], "mask": small_mask}, "mask"),
         "mask alpha": ({"images": [rgb], "mask": rgb}, "mask"),
         "mask transparent pixel": ({"images": [rgb], "mask": opaque}, "mask"),
-        "mini fidelity": ({"model": "gpt-image-1-mini", "images": [rgb],
-                           "input_fidelity": "high"}, "input_fidelity"),
+        "gpt-image-2 fidelity": ({"model": "gpt-image-2", "images": [rgb],
+                                  "input_fidelity": "high"}, "input_fidelity"),
+        "gpt-image-2 transparent": ({"model": "gpt-image-2", "images": [rgb],
+                                     "background": "transparent"}, "background"),
+        "mini is gone": ({"model": "gpt-image-1-mini", "images": [rgb]}, "model"),
         "dall-e-2 fidelity": ({"model": "dall-e-2", "images": [clear],
                                "input_fidelity": "low"}, "input_fidelity"),
         "dall-e-2 prompt": ({"model": "dall-e-2", "images": [clear], "prompt": "x" * 1001},
@@ -124,7 +130,8 @@ def _edit_cases(out: Path) -> dict[str, tuple[dict[str, Any], str]]:
 EDIT_CASE_NAMES = [
     "dall-e-3 cannot edit", "too many images", "dall-e-2 one image", "gif refused",
     "dall-e-2 png only", "dall-e-2 square", "dall-e-2 needs transparency", "mask jpeg",
-    "mask size", "mask alpha", "mask transparent pixel", "mini fidelity", "dall-e-2 fidelity",
+    "mask size", "mask alpha", "mask transparent pixel", "gpt-image-2 fidelity",
+    "gpt-image-2 transparent", "mini is gone", "dall-e-2 fidelity",
     "dall-e-2 prompt", "path outside roots", "relative path", "unknown resource",
     "bad data uri",
 ]

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ttapi_mcp.filenames import image_filename, prompt_slug, safe_child, temp_filename
 from ttapi_mcp.store import ImageStore, StoreError
+from ttapi_mcp.store.db import MIGRATIONS
 
 
 @pytest.fixture
@@ -92,8 +93,6 @@ async def test_schema_version_and_wal(tmp_path: Path) -> None:
         db = store.database_path
     conn = sqlite3.connect(db)
     try:
-        from ttapi_mcp.store.db import MIGRATIONS
-
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.execute("PRAGMA user_version=99")

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="how long a GPT-4o image job stays ON_QUEUE")
     emulator.add_argument("--url-ttl", type=float, default=3600.0,
                           help="seconds before result URLs expire")
+    emulator.add_argument("--balance", type=float, default=100_000.0, metavar="QUOTA",
+                          help="starting account balance in quota (1 USD = 100); each charged "
+                          "call lowers it, and 402 answers what it cannot cover")
     return parser
 
 
@@ -131,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ttapi_mcp.emulator import EmulatorOptions, run_emulator
 
         options = EmulatorOptions(
-            api_keys=args.api_key, job_seconds=args.job_seconds, url_ttl_seconds=args.url_ttl)
+            api_keys=args.api_key, job_seconds=args.job_seconds, url_ttl_seconds=args.url_ttl,
+            starting_balance=args.balance)
         run_emulator(args.host, args.port, options)
         return 0
     if args.command == "doctor":

@@ -25,10 +25,8 @@ MAX_BUDGET = 10_000_000.0
 """Largest budget or threshold accepted, in quota (100,000 USD): anything above is a typo."""
 
 PreviewMode = Literal["thumbnail", "full", "none"]
-GenerateModel = Literal[
-    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
-]
-EditModel = Literal["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
+GenerateModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"]
+EditModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
 
 
 def default_output_dir() -> Path:
@@ -105,6 +103,18 @@ class Settings(BaseModel):
         None, description="Required to bind HTTP beyond loopback."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging.")
+    # Streamed results (§11.4): partial images per image by default, 0-3 (GPT models only).
+    partial_images: int = Field(
+        0, ge=0, le=3, description="Default partial_images for GPT generate/edit calls."
+    )
+    # JSON edit form: GPT edits whose inputs are all http(s) URLs go as image_url entries.
+    edit_json_for_urls: bool = Field(
+        False, description="Send GPT edits of http(s) URLs as JSON (TTAPI fetches them)."
+    )
+    # Account balance (ttapi://account, doctor): 1 USD = 100 quota.
+    low_balance_quota: float = Field(
+        100.0, ge=0, description="Warn when the TTAPI balance is below this many quota."
+    )
     # Costs and budgets: price estimates, spending limits, confirmation of expensive calls.
     prices: dict[str, Any] | None = Field(
         None, description="Overrides of the price table (quota per image), e.g. "

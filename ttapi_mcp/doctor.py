@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -106,6 +107,30 @@ def check_reachable(settings: Settings, origins: dict[str, str],
     ms = (time.monotonic() - started) * 1000
     return Check("base url", "OK",
                  f"{settings.base_url} ({where}) answered HTTP {status} in {ms:.0f} ms")
+
+
+async def check_balance(settings: Settings) -> Check:
+    """The account balance in quota and dollars, WARN when low (§11.7); never the e-mail."""
+    from .api import RetryPolicy, Timeouts, TTAPIClient, TTAPIError, quota_text
+
+    key = settings.api_key_value()
+    if not key:
+        return Check("balance", "WARN", "not checked: no API key")
+    client = TTAPIClient(settings.base_url, key, retry=RetryPolicy(max_attempts=1),
+                         timeouts=Timeouts(connect=PROBE_TIMEOUT, job=PROBE_TIMEOUT))
+    try:
+        async with client:
+            info = await client.account_info()
+    except TTAPIError as exc:
+        return Check("balance", "WARN", f"could not be read: {exc}",
+                     "the balance endpoint is optional; image calls may still work")
+    detail = (f"{quota_text(info.balance)} quota (${info.balance_usd:.2f}); "
+              f"{quota_text(info.freeze_balance)} "
+              f"held by running jobs; queue limit {info.max_queue}")
+    if info.balance < Decimal(str(settings.low_balance_quota)):
+        return Check("balance", "WARN", f"{detail}: below {settings.low_balance_quota:g} quota",
+                     "top up the TTAPI account (1 USD = 100 quota)")
+    return Check("balance", "OK", detail)
 
 
 def check_output_dir(settings: Settings, origins: dict[str, str], fix: bool) -> list[Check]:
@@ -235,6 +260,8 @@ async def run_checks(
                       "fix the named key where it came from, then run doctor again")]
     checks = [check_config(origins), check_key(settings, origins)]
     checks.append(await anyio.to_thread.run_sync(check_reachable, settings, origins))
+    if checks[-1].status == "OK":
+        checks.append(await check_balance(settings))
     checks += check_output_dir(settings, origins, fix)
     checks += await check_store(settings, fix)
     return checks

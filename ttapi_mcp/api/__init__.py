@@ -3,9 +3,11 @@
 Knows nothing of MCP; the only file access is streaming uploads and result downloads.
 """
 
+from .account import QUOTA_PER_USD, AccountInfo, mask_email, quota_text
 from .b64values import B64Text, decode_base64
 from .client import TTAPIClient
 from .errors import (
+    AccountBlockedError,
     AuthenticationError,
     ConnectionFailedError,
     ContentPolicyError,
@@ -26,6 +28,7 @@ from .models import (
     FourOJob,
     FourOSubmitRequest,
     GenerationRequest,
+    GptJobRequest,
     ImageItem,
     ImagesResponse,
     LegacyDalle3Request,
@@ -35,6 +38,11 @@ from .models import (
 from .policy import RetryPolicy, Timeouts
 
 __all__ = [
+    "QUOTA_PER_USD",
+    "AccountInfo",
+    "mask_email",
+    "quota_text",
+    "AccountBlockedError",
     "AuthenticationError",
     "B64Text",
     "ConnectionFailedError",
@@ -46,6 +54,7 @@ __all__ = [
     "FourOSubmitRequest",
     "GatewayTimeoutError",
     "GenerationRequest",
+    "GptJobRequest",
     "ImageItem",
     "ImagesResponse",
     "InsufficientBalanceError",

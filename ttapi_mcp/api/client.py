@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
+from pydantic import ValidationError
 
 from . import errors
+from .account import AccountInfo
 from .b64values import load_json_b64_views
 from .download import EXPIRED_HINT, save_stream
 from .models import (
@@ -30,6 +32,7 @@ from .models import (
     FourOJob,
     FourOSubmitRequest,
     GenerationRequest,
+    GptJobRequest,
     ImagesResponse,
     LegacyDalle3Request,
     UploadFile,
@@ -48,6 +51,7 @@ from .parsing import (
     scrub,
 )
 from .policy import RetryPolicy, Timeouts, parse_retry_after
+from .streaming import PartialFn, StreamReader
 
 logger = logging.getLogger("ttapi_mcp.api")
 
@@ -123,8 +127,14 @@ class TTAPIClient:
 
     # -- routes ---------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> ImagesResponse:
-        """E1: create images (gpt-image-*, dall-e-2, dall-e-3)."""
+    async def generate(
+        self, request: GenerationRequest, on_partial: PartialFn | None = None
+    ) -> ImagesResponse:
+        """E1: create images (gpt-image-*, dall-e-2, dall-e-3).
+
+        With ``request.stream`` the answer is read as server-sent events: ``on_partial`` gets
+        each partial image as it arrives (a plain JSON answer is accepted too).
+        """
         call = self._call("E1", "image generation")
         payload = await self._api(
             call,
@@ -132,6 +142,7 @@ class TTAPIClient:
             "/v1/images/generations",
             read_timeout=self._timeouts.for_model(request.model),
             json_body=request.to_wire(),
+            stream=_reader(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -141,10 +152,12 @@ class TTAPIClient:
         images: list[UploadFile],
         mask: UploadFile | None = None,
         on_sent: SentFn | None = None,
+        on_partial: PartialFn | None = None,
     ) -> ImagesResponse:
         """E2: edit images; files are streamed from disk as multipart parts.
 
-        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress).
+        ``on_sent(sent, total)`` is called as the encoder reads the files (upload progress);
+        ``on_partial`` as for :meth:`generate`.
         """
         call = self._call("E2", "image edit")
         payload = await self._api(
@@ -154,6 +167,28 @@ class TTAPIClient:
             read_timeout=self._timeouts.for_model(request.model),
             form=(request.to_form(), images, mask),
             on_sent=on_sent,
+            stream=_reader(request.stream, request.n, on_partial),
+        )
+        return parse_images(self._succeeded(call, payload), call)
+
+    async def edit_by_url(
+        self, request: EditRequest, image_urls: list[str], mask_url: str | None = None,
+        on_partial: PartialFn | None = None,
+    ) -> ImagesResponse:
+        """E2 as JSON (§11.5): TTAPI fetches the images itself; nothing is uploaded."""
+        call = self._call("E2", "image edit")
+        body: dict[str, Any] = {
+            **request.to_wire(), "images": [{"image_url": url} for url in image_urls]
+        }
+        if mask_url is not None:
+            body["mask"] = {"image_url": mask_url}
+        payload = await self._api(
+            call,
+            "POST",
+            "/v1/images/edits",
+            read_timeout=self._timeouts.for_model(request.model),
+            json_body=body,
+            stream=_reader(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -185,10 +220,32 @@ class TTAPIClient:
         )
         return parse_job_id(self._succeeded(call, payload), call)
 
+    async def submit_gpt(self, request: GptJobRequest) -> str:
+        """A1: submit a GPT image job on the async GPT route; returns its id (§11.6)."""
+        call = self._call("A1", f"{request.model} job submission")
+        payload = await self._api(
+            call,
+            "POST",
+            "/openai/gpt/generations",
+            read_timeout=self._timeouts.job,
+            json_body=request.to_wire(),
+        )
+        return parse_job_id(self._succeeded(call, payload), call)
+
+    async def fetch_gpt(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
+        """A2: a job of the async GPT route; the job object has the 4o job's shape."""
+        return await self._fetch_job("A2", "/openai/gpt/fetch", f"GPT image job fetch ({job_id})",
+                                     job_id, method)
+
     async def fetch_4o(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
         """E5: the job's current state (POST with JSON by default, or GET with a query)."""
-        call = self._call("E5", f"GPT-4o job fetch ({job_id})")
-        path = "/openai/4o-image/fetch"
+        return await self._fetch_job("E5", "/openai/4o-image/fetch",
+                                     f"GPT-4o job fetch ({job_id})", job_id, method)
+
+    async def _fetch_job(
+        self, route: str, path: str, action: str, job_id: str, method: Literal["POST", "GET"]
+    ) -> FourOJob:
+        call = self._call(route, action)
         timeout = self._timeouts.job
         if method == "GET":
             payload = await self._api(
@@ -200,6 +257,22 @@ class TTAPIClient:
             )
         is_job = isinstance(payload, dict) and ("jobId" in payload or "job_id" in payload)
         return parse_job(payload if is_job else self._succeeded(call, payload), call)
+
+    async def account_info(self) -> AccountInfo:
+        """M1: the account's balance, frozen balance and queue limit, in quota (§11.7).
+
+        Read-only, so transient failures are retried; the e-mail is masked on parsing.
+        """
+        call = self._call("M1", "account balance check")
+        payload = await self._api(
+            call, "GET", "/midjourney/v1/info", read_timeout=self._timeouts.job
+        )
+        try:
+            return AccountInfo.model_validate(self._succeeded(call, payload))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise protocol_error(call, f"{where}: {first['msg']}") from None
 
     async def download(self, url: str, dest: Path, max_bytes: int) -> DownloadResult:
         """Save a result URL to `dest` (streamed, capped at `max_bytes`, atomic rename).
@@ -281,6 +354,7 @@ class TTAPIClient:
         params: dict[str, str] | None = None,
         form: tuple[dict[str, str], list[UploadFile], UploadFile | None] | None = None,
         on_sent: SentFn | None = None,
+        stream: StreamReader | None = None,
     ) -> Any:
         """Send an API request with retries; returns the decoded JSON of the 2xx answer."""
         timeout = httpx2.Timeout(
@@ -304,7 +378,7 @@ class TTAPIClient:
                         fields, images, mask = form
                         send = {"data": fields, "files": open_parts(images, mask, stack, on_sent)}
                     response, body = await self._receive(
-                        method, path, headers=headers, timeout=timeout, **send)
+                        method, path, headers=headers, timeout=timeout, stream=stream, **send)
             except httpx2.HTTPError as exc:
                 self._log(method, path, type(exc).__name__, number, started)
                 raise self._transport_failure(call, exc, number, read_timeout) from None
@@ -315,7 +389,7 @@ class TTAPIClient:
 
     async def _receive(
         self, method: str, path: str, *, headers: dict[str, str], timeout: httpx2.Timeout,
-        **send: Any,
+        stream: StreamReader | None = None, **send: Any,
     ) -> tuple[httpx2.Response, bytearray]:
         """Send a request (``send``: its content, params or form) and read its answer into
         one buffer.
@@ -326,6 +400,9 @@ class TTAPIClient:
         async with self._http.stream(
             method, path, headers=headers, timeout=timeout, **send
         ) as response:
+            kind = response.headers.get("Content-Type", "")
+            if stream is not None and response.is_success and kind.startswith("text/event-stream"):
+                return response, await _read_events(response, stream)
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -414,6 +491,21 @@ class TTAPIClient:
             number,
             time.monotonic() - started,
         )
+
+
+def _reader(stream: bool | None, n: int | None, on_partial: PartialFn | None
+            ) -> StreamReader | None:
+    return StreamReader(expected=n or 1, on_partial=on_partial) if stream else None
+
+
+async def _read_events(response: httpx2.Response, reader: StreamReader) -> bytearray:
+    """Parse the events as they come; a break keeps what completed (the rest is missing)."""
+    try:
+        async for chunk in response.aiter_bytes():
+            await reader.feed(chunk)
+    except (httpx2.TransportError, ValueError) as exc:
+        reader.problems.append(f"the stream broke ({type(exc).__name__})")
+    return bytearray(json.dumps(reader.response()).encode("utf-8"))
 
 
 def _after(number: int) -> str:

@@ -78,7 +78,14 @@ def _sentence(text: str) -> str:
 
 
 class AuthenticationError(TTAPIError):
-    """Raised on HTTP 401 or 403: the key is missing, unknown or not allowed."""
+    """Raised on HTTP 401: the key is missing, unknown, or its e-mail is not activated."""
+
+
+class AccountBlockedError(AuthenticationError):
+    """Raised on HTTP 403 ("Account Block"): the key is known, the account may not call.
+
+    Not retried and not billed; only TTAPI support can lift the block.
+    """
 
 
 class InsufficientBalanceError(TTAPIError):

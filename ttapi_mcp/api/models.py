@@ -53,6 +53,8 @@ class GenerationRequest(_Request):
     output_format: str | None = None
     output_compression: int | None = None
     response_format: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
     user: str | None = None
 
 
@@ -65,10 +67,13 @@ class EditRequest(_Request):
     size: str | None = None
     quality: str | None = None
     background: str | None = None
+    moderation: str | None = None
     output_format: str | None = None
     output_compression: int | None = None
     response_format: str | None = None
     input_fidelity: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
     user: str | None = None
 
     def to_form(self) -> dict[str, str]:
@@ -101,6 +106,25 @@ class FourOSubmitRequest(_Request):
         serialization_alias="referImages",
         validation_alias=AliasChoices("refer_images", "referImages"),
     )
+    hook_url: str | None = Field(
+        default=None,
+        serialization_alias="hookUrl",
+        validation_alias=AliasChoices("hook_url", "hookUrl"),
+    )
+
+
+class GptJobRequest(_Request):
+    """`POST /openai/gpt/generations` (§11.6): a GPT image model as an asynchronous job."""
+
+    prompt: str
+    model: str
+    refer_images: list[str] | None = Field(
+        default=None,
+        serialization_alias="referImages",
+        validation_alias=AliasChoices("refer_images", "referImages"),
+    )
+    aspect_ratio: str | None = None
+    size: str | None = None
     hook_url: str | None = Field(
         default=None,
         serialization_alias="hookUrl",
@@ -172,6 +196,9 @@ class ImagesResponse(_Response):
     quality: str | None = None
     size: str | None = None
     usage: Usage | None = None
+    stream_missing: int = 0
+    """Streamed answers only: images whose `completed` event never came (maybe billed)."""
+    stream_problems: list[str] = Field(default_factory=list)
 
     @field_validator("usage", mode="wrap")
     @classmethod

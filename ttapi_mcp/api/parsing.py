@@ -20,20 +20,27 @@ SHAPE_C_LIMIT = 500
 SLOW_GPT_HINT = "for slow gpt-image-1 calls consider base_url https://api.ttapi.org"
 SAFETY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 NOT_JSON = object()
+SUBMIT_ROUTES = frozenset({"E4", "A1"})
+FETCH_ROUTES = frozenset({"E5", "A2"})
 
 
 @dataclass(frozen=True)
 class Call:
     """What the client was doing, so errors can say it and judge billing and retries."""
 
-    route: str  # E1..E5
+    route: str  # E1..E5; A1/A2: the async GPT route's submit and fetch (§11.6)
     action: str  # e.g. "image generation"
     api_key: str = field(repr=False)
 
     @property
     def idempotent(self) -> bool:
-        """Only the job fetch can be repeated without risk of a second charge."""
-        return self.route == "E5"
+        """Only the job fetches and the balance check can be repeated without risk of a
+        second charge."""
+        return self.route in FETCH_ROUTES or self.route == "M1"
+
+    @property
+    def submits_job(self) -> bool:
+        return self.route in SUBMIT_ROUTES
 
     @property
     def slow_hint(self) -> str:
@@ -109,7 +116,7 @@ def error_for_status(
     if not message:
         message = (
             f"TTAPI rejected the request (HTTP {status}, no message)"
-            if status == 400 and call.route == "E4"
+            if status == 400 and call.submits_job
             else f"HTTP {status} from TTAPI"
         )
     what = f"TTAPI {call.action} failed"
@@ -121,16 +128,20 @@ def error_for_status(
     if 200 <= status < 300 or status == 400:
         safety = upstream.code in SAFETY_CODES
         kind = errors.ContentPolicyError if safety else errors.InvalidRequestError
-        billed = 200 <= status < 300 and maybe_billed and call.route != "E4"
+        billed = 200 <= status < 300 and maybe_billed and not call.submits_job
         if safety:
             hint = "The safety system blocked the prompt or images; rephrase them and try again"
         elif upstream.param:
             hint = f"Correct the '{upstream.param}' parameter and try again"
         else:
             hint = "Correct the request and try again; do not resend it unchanged"
-    elif status in (401, 403):
+    elif status == 401:
         kind = errors.AuthenticationError
         hint = "Check TTAPI_API_KEY: the key is missing, mistyped or not allowed"
+    elif status == 403:
+        kind = errors.AccountBlockedError
+        what = "The TTAPI account is blocked; contact TTAPI"
+        hint = "Retrying will not help: ask TTAPI support to lift the block"
     elif status == 402:
         kind = errors.InsufficientBalanceError
         hint = "Top up the TTAPI balance, then try again"
@@ -138,7 +149,7 @@ def error_for_status(
         kind = errors.NotFoundError
         hint = (
             "TTAPI does not know this job id (unknown, not failed); check the id"
-            if call.route == "E5"
+            if call.route in FETCH_ROUTES
             else "Check base_url: it must be TTAPI's origin, e.g. https://api.ttapi.io, without /v1"
         )
     elif status == 429:
@@ -180,7 +191,7 @@ def _rate_hint(retry_after: float | None) -> str:
 
 def maybe_done_hint(call: Call) -> str:
     """Next step after a failure that TTAPI may have processed."""
-    if call.route == "E4":
+    if call.submits_job:
         return (
             "Do not simply resubmit: a job may exist whose id was never received; "
             "check the TTAPI dashboard first"

@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ttapi_mcp.catalog.sizes import RULE_TEXT
+
 MIB = 1024 * 1024
 Tool = Literal["generate", "edit"]
 
 # response_format: GPT models always answer base64; "b64_json" is tolerated, "url" refused.
-GPT_OPTIONS = frozenset({"background", "output_format", "output_compression", "response_format"})
+GPT_OPTIONS = frozenset({"background", "output_format", "output_compression", "response_format",
+                         "partial_images"})
+PARTIAL_IMAGES_MAX = 3
 GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 GPT_QUALITIES = ("auto", "low", "medium", "high")
 
@@ -40,8 +44,9 @@ class ModelSpec:
 
 
 def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = False,
-         notes: str = "") -> ModelSpec:
-    edit_options = GPT_OPTIONS | ({"input_fidelity"} if fidelity else frozenset())
+         transparent: bool = True, notes: str = "") -> ModelSpec:
+    edit_options = GPT_OPTIONS | {"moderation"} | ({"input_fidelity"} if fidelity else frozenset())
+    backgrounds = ("transparent", "opaque", "auto") if transparent else ("opaque", "auto")
     return ModelSpec(
         name=name,
         family="gpt",
@@ -59,7 +64,7 @@ def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = Fa
         edit_formats=("png", "jpeg", "webp"),
         notes=notes,
         values={
-            "background": ("transparent", "opaque", "auto"),
+            "background": backgrounds,
             "output_format": ("png", "jpeg", "webp"),
             "moderation": ("low", "auto"),
             "input_fidelity": ("high", "low"),
@@ -72,17 +77,11 @@ MODELS: dict[str, ModelSpec] = {
         "gpt-image-1", beyond=False,
         notes="Best quality; slow at high quality (up to minutes). Always returns base64.",
     ),
-    "gpt-image-1-mini": _gpt(
-        "gpt-image-1-mini", beyond=True, fidelity=False,
-        notes="Cheaper gpt-image-1; no input_fidelity. Beyond TTAPI's documented models.",
-    ),
-    "gpt-image-1.5": _gpt(
-        "gpt-image-1.5", beyond=True, notes="As gpt-image-1. Beyond TTAPI's documented models.",
-    ),
+    "gpt-image-1.5": _gpt("gpt-image-1.5", beyond=False, notes="As gpt-image-1."),
     "gpt-image-2": _gpt(
-        "gpt-image-2", beyond=True, free_size=True,
-        notes="As gpt-image-1, but size is 'auto' or any WxH: both sides multiples of 16, "
-        "long/short <= 3, long side <= 3840, short side <= 2160. Beyond TTAPI's documented models.",
+        "gpt-image-2", beyond=False, free_size=True, fidelity=False, transparent=False,
+        notes="Newest; size is 'auto' or " + RULE_TEXT + ". No transparent background, no "
+        "input_fidelity.",
     ),
     "dall-e-2": ModelSpec(
         name="dall-e-2",
@@ -129,6 +128,10 @@ def upstream_options(params: Mapping[str, Any]) -> dict[str, Any]:
         del sent["quality"]
     if spec.family == "gpt":
         sent.pop("response_format", None)
+        if sent.get("partial_images"):  # §11.4: partials come only in a stream
+            sent["stream"] = True
+        else:
+            sent.pop("partial_images", None)
     return sent
 
 
@@ -174,6 +177,8 @@ def _options_json(spec: ModelSpec, options: frozenset[str]) -> dict[str, list[st
 def _option_values(spec: ModelSpec, option: str) -> tuple[str, ...]:
     if option == "output_compression":
         return ("0-100",)
+    if option == "partial_images":
+        return (f"0-{PARTIAL_IMAGES_MAX}",)
     if option == "response_format":
         return spec.response_formats
     return spec.values.get(option, ())

@@ -20,6 +20,8 @@ from .models import GPT_SIZES, MODELS
 QUOTA_PER_USD = 100
 """TTAPI: 1 USD = 100 quota [docs-2026]."""
 MODEL_4O = "gpt-4o-image"
+MODEL_2_PLUS = "gpt-image-2-plus"
+"""Only a job model (the async GPT route): gpt-image-2 with large custom sizes."""
 MAX_PRICE = 10_000.0
 """Highest price accepted for one image (100 USD): anything above is a typo."""
 MAX_FACTOR = 10.0
@@ -29,7 +31,8 @@ EXTRAS = {
     "input_fidelity_high": "extra quota per input image with input_fidelity 'high'",
     "partial_image": "quota per streamed partial image (about 100 output tokens each)",
     "legacy_route_factor": "multiplier for dall-e-3 on TTAPI's legacy route (E3)",
-    "job": "quota per GPT-4o image job",
+    "job": "quota per job on the async job routes (gpt4o_image); gpt-image-2-plus: per "
+    "1024x1024 of area",
 }
 
 
@@ -59,7 +62,11 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
         "legacy_route_factor": 0.25,
     },
     MODEL_4O: {"job": 2.0},
+    MODEL_2_PLUS: {"job": 16.7},
 }
+# A job on the async GPT route has no quality control: priced as the model's dearest image.
+for _model in ("gpt-image-1", "gpt-image-1.5", "gpt-image-2"):
+    DEFAULT_PRICES[_model]["job"] = max(DEFAULT_PRICES[_model]["high"].values())
 
 SOURCES: dict[str, str] = {
     "gpt-image-1": "OpenAI's list price per image (low/medium/high, square and 1536 px) "
@@ -73,6 +80,8 @@ SOURCES: dict[str, str] = {
     "dall-e-3": "OpenAI's list price per image at 1 USD = 100 quota; TTAPI's legacy route "
     "'25% of OpenAI's price' (older TTAPI docs)",
     MODEL_4O: "TTAPI: a GPT-4o image job charges 2 quota on success, 0 on failure",
+    MODEL_2_PLUS: "no published price: gpt-image-1's high 1024x1024 price per 1024x1024 of "
+    "area (its sizes reach 3840x2160, about 8 times that)",
 }
 
 RULES = [
@@ -81,12 +90,12 @@ RULES = [
     "quality 'auto' is counted as the model's most expensive quality, size 'auto' as its "
     "most expensive size: the most such a call can cost.",
     "a call is estimated as n x the per-image price, plus input images and partial images "
-    "where they cost extra.",
+    "where they cost extra; a gpt4o_image job at its model's 'job' price.",
 ]
 
 
 def _priced_models() -> tuple[str, ...]:
-    return (*MODELS, MODEL_4O)
+    return (*MODELS, MODEL_4O, MODEL_2_PLUS)
 
 
 def _allowed_sizes(model: str) -> tuple[str, ...] | None:
@@ -100,12 +109,12 @@ def _allowed_sizes(model: str) -> tuple[str, ...] | None:
 
 def _allowed_keys(model: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(qualities, extras) a model's entry may hold."""
-    if model == MODEL_4O:
+    if model in (MODEL_4O, MODEL_2_PLUS):
         return (), ("job",)
     spec = MODELS[model]
     qualities = tuple(q for q in spec.qualities if q != "auto")
     if spec.family == "gpt":
-        return qualities, ("input_image", "input_fidelity_high", "partial_image")
+        return qualities, ("input_image", "input_fidelity_high", "partial_image", "job")
     extras = ("legacy_route_factor",) if model == "dall-e-3" else ()
     return qualities, extras
 
@@ -218,5 +227,5 @@ def prices_as_json(table: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["DEFAULT_PRICES", "MODEL_4O", "QUOTA_PER_USD", "SOURCES", "merge_prices",
+__all__ = ["DEFAULT_PRICES", "MODEL_2_PLUS", "MODEL_4O", "QUOTA_PER_USD", "SOURCES", "merge_prices",
            "price_per_image", "prices_as_json"]

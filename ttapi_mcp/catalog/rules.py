@@ -7,20 +7,19 @@ violations are reported together so an agent can fix its call in one go.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ttapi_mcp.catalog.models import MIB, MODELS, ModelSpec, Tool
+from ttapi_mcp.catalog.models import MIB, MODELS, PARTIAL_IMAGES_MAX, ModelSpec, Tool
+from ttapi_mcp.catalog.sizes import free_size_problem, nearest_free_size
 from ttapi_mcp.imagefacts import ACCEPTED_FORMATS_TEXT, ImageFacts
 
 MASK_MAX_BYTES = 4 * MIB
 OPTIONAL_FIELDS = (
     "style", "background", "moderation", "output_format", "output_compression",
-    "response_format", "input_fidelity",
+    "response_format", "input_fidelity", "partial_images",
 )
-_WXH = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 
 
 @dataclass(frozen=True)
@@ -42,21 +41,6 @@ def _show(value: Any) -> str:
 
 def _allowed(values: Sequence[str]) -> str:
     return ", ".join(values)
-
-
-def _free_size_problem(size: str) -> str | None:
-    match = _WXH.match(size)
-    if not match:
-        return "must be 'auto' or WIDTHxHEIGHT, e.g. '1536x1024'"
-    w, h = int(match.group(1)), int(match.group(2))
-    long, short = max(w, h), min(w, h)
-    if w % 16 or h % 16:
-        return "both sides must be multiples of 16"
-    if long > 3840 or short > 2160:
-        return "the long side may be at most 3840 and the short side at most 2160"
-    if long > 3 * short:
-        return "the long side may be at most 3 times the short side"
-    return None
 
 
 def _check_int(params: Mapping[str, Any], name: str, low: int, high: int,
@@ -106,10 +90,13 @@ def _common(params: Mapping[str, Any], tool: Tool, spec: ModelSpec,
         if spec.sizes is not None:
             _check_choice(params, "size", spec.sizes, out, spec.name)
         elif size != "auto":
-            problem = _free_size_problem(size) if isinstance(size, str) else "must be a string"
+            problem = free_size_problem(size) if isinstance(size, str) else "must be a string"
             if problem:
+                nearest = nearest_free_size(size) if isinstance(size, str) else None
+                closest = f" The nearest valid size is '{nearest}'." if nearest else ""
                 out.append(Violation(
-                    "size", size, f"size {_show(size)} is not allowed for {spec.name}: {problem}."))
+                    "size", size,
+                    f"size {_show(size)} is not allowed for {spec.name}: {problem}.{closest}"))
 
     _check_choice(params, "quality", spec.qualities, out, spec.name)
 
@@ -126,6 +113,8 @@ def _common(params: Mapping[str, Any], tool: Tool, spec: ModelSpec,
                 f"{name} is not accepted by {spec.name} ({where}); leave it out."))
         elif name == "output_compression":
             _check_int(params, name, 0, 100, out, spec.name)
+        elif name == "partial_images":
+            _check_int(params, name, 0, PARTIAL_IMAGES_MAX, out, spec.name)
         elif name == "response_format":
             _check_choice(params, name, spec.response_formats, out, spec.name)
         else:

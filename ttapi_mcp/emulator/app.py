@@ -19,7 +19,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import handlers
+from . import editjson, gptjobs, handlers
+from .account import Account
 from .faults import (
     DroppedResponse,
     FaultQueue,
@@ -31,7 +32,14 @@ from .images import Upload
 from .jobs import JobManager
 from .models import EmulatorOptions, Fault, HookDelivery, RequestRecord
 from .results import FileStore
-from .shapes import ApiError, error_response, family_of, json_response
+from .shapes import (
+    ApiError,
+    blocked_response,
+    error_response,
+    family_of,
+    json_response,
+    unauthorized_response,
+)
 
 API_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/v1/images/generations": ("E1", ("POST",)),
@@ -39,7 +47,11 @@ API_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/openai/v1/images/generations": ("E3", ("POST",)),
     "/openai/4o-image/generations": ("E4", ("POST",)),
     "/openai/4o-image/fetch": ("E5", ("GET", "POST")),
+    "/openai/gpt/generations": ("A1", ("POST",)),
+    "/openai/gpt/fetch": ("A2", ("GET", "POST")),
+    "/midjourney/v1/info": ("M1", ("GET", "POST")),
 }
+API_ROUTE_NAMES = tuple(name for name, _ in API_ROUTES.values())
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SECRET_HEADERS = ("tt-api-key", "authorization")
 
@@ -67,6 +79,7 @@ class Emulator:
         self.faults = FaultQueue()
         self.files = FileStore()
         self.jobs = JobManager(self.files, lambda: self.options, self._record)
+        self.account = Account(lambda: self.options, self.jobs.ended)
         self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=ALL_METHODS)])
 
     # -- Python API -------------------------------------------------------------------------
@@ -80,9 +93,9 @@ class Emulator:
         self.faults.add(fault)
 
     def api_requests(self, route: str | None = None) -> list[RequestRecord]:
-        """Logged requests of one route, or of all API routes (E1–E5) when None."""
+        """Logged requests of one route, or of all API routes (E1–E5, A1–A2) when None."""
         if route is None:
-            return [r for r in list(self.log) if r.route in ("E1", "E2", "E3", "E4", "E5")]
+            return [r for r in list(self.log) if r.route in API_ROUTE_NAMES]
         return [r for r in list(self.log) if r.route == route]
 
     def arrived(self, route: str) -> list[RequestRecord]:
@@ -99,6 +112,7 @@ class Emulator:
         self.clear_log()
         self.faults.clear()
         self.jobs.reset()
+        self.account.reset()
         self.files.clear()
         for name in type(self._defaults).model_fields:
             setattr(self.options, name, getattr(self._defaults, name))
@@ -199,10 +213,15 @@ class Emulator:
                         else:
                             fields.append((key, value))
                             record.form[key] = value
+            elif ctype.lower().startswith("application/json"):
+                try:  # §11.5: the JSON form, GPT models only
+                    body = await self._read_json(request, record)
+                except ApiError as err:
+                    parse_error = err
             else:
                 await self._read_json(request, record)
-                parse_error = ApiError(400, "multipart/form-data required: send the images "
-                                            "as file parts (image or image[]).")
+                parse_error = ApiError(400, "Send the edit as multipart/form-data (images as "
+                                            "file parts) or as JSON with image_url entries.")
         elif request.method == "POST":
             try:
                 body = await self._read_json(request, record)
@@ -211,24 +230,33 @@ class Emulator:
         if fault is not None and fault.kind == "status" and fault.status is not None:
             return status_fault_response(fault, family_of(record.path))
         if not self._authorized(request):
-            raise ApiError(401, "Missing or invalid API key: send a valid key in the TT-API-KEY "
-                                "header (or Authorization: Bearer).", code="invalid_api_key")
+            return unauthorized_response()
+        if fault is not None and fault.kind == "account_blocked":
+            return blocked_response()
         if parse_error is not None:
             raise parse_error
         if route == "E1":
             return await handlers.generations(self, request, body, fault)
         if route == "E2":
+            if body:
+                fields = await editjson.json_edit_parts(self, body)
             return await handlers.edits(self, request, fields, fault)
         if route == "E3":
             return await handlers.legacy_dalle3(self, request, body, fault)
         if route == "E4":
             return await handlers.submit_4o(self, request, body)
+        if route == "A1":
+            return await gptjobs.submit_gpt(self, request, body)
+        if route == "A2":
+            return await gptjobs.fetch_gpt(self, request, body, fault)
+        if route == "M1":
+            return json_response(self.account.info())
         return await handlers.fetch_4o(self, request, body, fault)
 
     async def _read_json(self, request: Request, record: RequestRecord) -> dict[str, Any]:
         raw = await request.body()
         if not raw.strip():
-            if record.route == "E5":
+            if record.route in ("E5", "A2", "M1"):
                 return {}
             raise ApiError(400, "The request body is empty; send a JSON object.")
         try:

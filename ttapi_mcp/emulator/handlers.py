@@ -10,11 +10,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .account import JOB_PRICES, image_price
 from .images import Limits, Upload, check_edit_images, closest_size
 from .models import Fault
 from .render import MIME, RenderSpec, render, render_b64_json
 from .results import url_for
 from .shapes import ApiError, RawJSON, json_response
+from .streaming import stream_response
 from .validate import (
     ImageParams,
     bad,
@@ -26,6 +28,7 @@ from .validate import (
 
 if TYPE_CHECKING:
     from .app import Emulator
+    from .jobs import Job
 
 INT_FIELDS = ("n", "output_compression", "partial_images")
 _INDEXED = re.compile(r"image\[(\d+)\]")
@@ -75,7 +78,18 @@ async def generations(em: Emulator, request: Request, body: dict[str, Any],
                       fault: Fault | None) -> Response:
     """E1: POST /v1/images/generations."""
     params = validate_images_request(body, "E1")
+    _charge(em, params)
+    if params.stream and not em.options.ignore_stream:
+        return stream_response(params, params.model, params.partial_images,
+                               em.options.stream_seconds, "image_generation", 0, fault)
     return json_response(await images_response(em, request, params, fault, params.model))
+
+
+def _charge(em: Emulator, params: ImageParams) -> None:
+    """The call's price leaves the balance, or the call is refused with 402."""
+    width, height = params.dims
+    price = image_price(params.model, params.quality, width, height, params.n)
+    em.account.charge(price, f"{params.n} {params.model} image(s)")
 
 
 def _form_value(name: str, value: str) -> Any:
@@ -122,7 +136,11 @@ async def edits(em: Emulator, request: Request, fields: list[tuple[str, Any]],
     width, height = await run_in_threadpool(check_edit_images, images, mask, params.model, limits)
     if params.size == "auto":
         params.size = closest_size(width, height)
+    _charge(em, params)
     label = f"{params.model} edit ({len(images)} image{'s' if len(images) > 1 else ''})"
+    if params.stream and not em.options.ignore_stream:
+        return stream_response(params, label, params.partial_images, em.options.stream_seconds,
+                               "image_edit", len(images), fault)
     result = await images_response(em, request, params, fault, label, len(images))
     return json_response(result)
 
@@ -131,6 +149,7 @@ async def legacy_dalle3(em: Emulator, request: Request, body: dict[str, Any],
                         fault: Fault | None) -> Response:
     """E3: POST /openai/v1/images/generations, answered in the envelope."""
     params = validate_e3(body)
+    _charge(em, params)
     data = await images_response(em, request, params, fault, "dall-e-3 (legacy route)")
     return json_response({"status": "SUCCESS", "message": "success", "data": data})
 
@@ -155,9 +174,12 @@ async def submit_4o(em: Emulator, request: Request, body: dict[str, Any]) -> Res
     hook = body.get("hookUrl")
     if hook is not None and not _http_url(hook):
         raise bad("hookUrl", "hookUrl must be an http(s) URL")
+    price = JOB_PRICES["gpt-4o-image"]
+    em.account.cover(price, "a GPT-4o image job")
     job = em.jobs.submit(prompt, list(refer), hook, _base(request))
+    em.account.hold(job.job_id, price)
     return json_response({"status": "SUCCESS", "message": "success",
-                          "data": {"jobId": job.job_id}})
+                          "data": {em.options.job_id_key: job.job_id}})
 
 
 async def fetch_4o(em: Emulator, request: Request, body: dict[str, Any],
@@ -169,8 +191,13 @@ async def fetch_4o(em: Emulator, request: Request, body: dict[str, Any],
     if not job_id or not isinstance(job_id, str):
         raise ApiError(400, "jobId is required", param="jobId")
     job = em.jobs.get(job_id)
-    if job is None:
+    if job is None or job.route != "4o":
         raise ApiError(404, "job not found", code=None, param="jobId")
+    return job_answer(em, request, job, fault)
+
+
+def job_answer(em: Emulator, request: Request, job: Job, fault: Fault | None) -> Response:
+    """The job object, after the fault's forced status or expired result, if any."""
     shown: str | None = None
     if fault is not None and fault.job_status:
         em.jobs.force(job, fault.job_status)

@@ -43,6 +43,9 @@ class Job:
     file_name: str | None = None
     cancelled: bool = False
     ended: asyncio.Event | None = None
+    route: str = "4o"  # "gpt": the async GPT route (§11.6); each route fetches only its own
+    model: str = "gpt-4o-image"
+    size: tuple[int, int] = (1024, 1024)
 
     def status(self) -> str:
         if self.forced is not None:
@@ -73,12 +76,14 @@ class JobManager:
         self.hook_deliveries: list[HookDelivery] = []
 
     def submit(self, prompt: str, refer_images: list[str], hook_url: str | None,
-               base_url: str) -> Job:
+               base_url: str, *, route: str = "4o", model: str = "gpt-4o-image",
+               size: tuple[int, int] = (1024, 1024)) -> Job:
         opts = self._options()
         job = Job(job_id=str(uuid.uuid4()), prompt=prompt, refer_images=refer_images,
                   hook_url=hook_url, base_url=base_url,
                   pending_seconds=opts.pending_queue_seconds, queue_seconds=opts.job_seconds,
-                  outcome=opts.job_outcome, failure_message=opts.job_failure_message)
+                  outcome=opts.job_outcome, failure_message=opts.job_failure_message,
+                  route=route, model=model, size=size)
         with self._lock:
             self._jobs[job.job_id] = job
         if hook_url:
@@ -87,6 +92,12 @@ class JobManager:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return job
+
+    def ended(self) -> list[tuple[str, bool]]:
+        """(id, succeeded) of every job that has ended."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [(j.job_id, j.status() == "SUCCESS") for j in jobs if j.status() in TERMINAL]
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -110,7 +121,8 @@ class JobManager:
 
     def _ensure_file(self, job: Job) -> None:
         if job.file_name is None:
-            spec = RenderSpec(prompt=job.prompt, model="gpt-4o-image", width=1024, height=1024)
+            spec = RenderSpec(prompt=job.prompt, model=job.model, width=job.size[0],
+                              height=job.size[1])
             job.file_name = self._files.add(spec, self._options().url_ttl_seconds)
 
     def job_object(self, job: Job, base_url: str, status: str | None = None) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def family_of(path: str) -> Family:
     """`/v1/*` answers in OpenAI's shape, `/openai/*` in the envelope, anything else text."""
     if path.startswith("/v1/") or path == "/v1":
         return "openai"
-    if path.startswith("/openai/") or path == "/openai":
+    if path.startswith(("/openai/", "/midjourney/")) or path == "/openai":
         return "envelope"
     return "text"
 
@@ -106,6 +106,20 @@ def _raw(value: object) -> RawJSON:
     if not isinstance(value, RawJSON):
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
     return value
+
+
+UNAUTHORIZED_MESSAGE = "Wrong TT-API-KEY or email is not activated."
+BLOCKED_MESSAGE = "Account Block"
+
+
+def unauthorized_response() -> Response:
+    """401 on every API route, ``/v1/*`` included: the envelope without ``data`` (§11.1)."""
+    return json_response({"status": "FAILED", "message": UNAUTHORIZED_MESSAGE}, 401)
+
+
+def blocked_response() -> Response:
+    """403 "Account Block": the key is known but the account may not call (§11.1)."""
+    return json_response({"status": "FAILED", "message": BLOCKED_MESSAGE, "data": None}, 403)
 
 
 def error_response(err: ApiError, family: Family) -> Response:

@@ -15,7 +15,8 @@ from .shapes import ApiError
 
 Route = Literal["E1", "E2"]
 
-GPT_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2")
+# gpt-image-1-mini is on no TTAPI page (§11.3): refused as an invalid model.
+GPT_MODELS = ("gpt-image-1", "gpt-image-1.5", "gpt-image-2")
 DALLE_MODELS = ("dall-e-2", "dall-e-3")
 GPT_SIZES = ("1024x1024", "1024x1536", "1536x1024", "auto")
 SIZES = {"dall-e-2": ("256x256", "512x512", "1024x1024"),
@@ -29,7 +30,7 @@ E1_FIELDS = frozenset({
     "output_format", "output_compression", "response_format", "stream", "partial_images", "user",
 })
 E2_FIELDS = frozenset({
-    "prompt", "model", "n", "size", "quality", "background", "output_format",
+    "prompt", "model", "n", "size", "quality", "background", "moderation", "output_format",
     "output_compression", "response_format", "input_fidelity", "stream", "partial_images", "user",
 })
 GPT_ONLY = ("background", "moderation", "output_format", "output_compression", "input_fidelity",
@@ -58,6 +59,8 @@ class ImageParams:
     output_format: str = "png"
     output_compression: int = 100
     response_format: str = "b64_json"
+    stream: bool = False  # §11.4: server-sent events
+    partial_images: int = 0
 
     @property
     def is_gpt(self) -> bool:
@@ -119,22 +122,26 @@ def check_prompt(prompt: str | None, limit: int) -> str:
     return prompt
 
 
-def _gpt2_size_ok(size: str) -> bool:
+PIXELS = (655_360, 8_294_400)
+GPT2_SIZE_RULE = ("'auto' or WxH with both sides multiples of 16, long side <= 3840, "
+                  "long/short <= 3 and 655,360 to 8,294,400 pixels")
+
+
+def gpt2_size_ok(size: str) -> bool:
+    """§11.3: the pixel-count rule of gpt-image-2 (and gpt-image-2-plus, §11.6)."""
     match = re.fullmatch(r"([1-9][0-9]*)x([1-9][0-9]*)", size)
     if not match:
         return False
     w, h = int(match.group(1)), int(match.group(2))
     long_side, short_side = max(w, h), min(w, h)
     return (w % 16 == 0 and h % 16 == 0 and long_side <= 3 * short_side
-            and long_side <= 3840 and short_side <= 2160)
+            and long_side <= 3840 and PIXELS[0] <= w * h <= PIXELS[1])
 
 
 def _check_size(model: str, size: str) -> None:
     if model == "gpt-image-2":
-        if size != "auto" and not _gpt2_size_ok(size):
-            raise bad("size", f"Invalid value: '{size}'. Supported values are 'auto' or WxH with "
-                              "both sides multiples of 16, long/short <= 3, long side <= 3840 "
-                              "and short side <= 2160.")
+        if size != "auto" and not gpt2_size_ok(size):
+            raise bad("size", f"Invalid value: '{size}'. Supported values are {GPT2_SIZE_RULE}.")
         return
     allowed = GPT_SIZES if model in GPT_MODELS else SIZES[model]
     if size not in allowed:
@@ -182,7 +189,7 @@ def validate_images_request(raw: dict[str, Any], route: Route) -> ImageParams:
                 raise _reject_field(name, model)
     if "style" in body and model != "dall-e-3":
         raise _reject_field("style", model)
-    if "input_fidelity" in body and model == "gpt-image-1-mini":
+    if "input_fidelity" in body and model == "gpt-image-2":
         raise _reject_field("input_fidelity", model)
 
     prompt = check_prompt(body.get("prompt"), MAX_PROMPT[kind])
@@ -222,13 +229,15 @@ def _check_gpt_options(body: dict[str, Any], params: ImageParams) -> None:
     if response_format == "url":
         raise bad("response_format", f"Invalid value: 'url'. Model '{params.model}' always "
                                      "returns b64_json; omit response_format.")
-    if body.get("stream") is True:
-        raise bad("stream", "streaming is not supported")
     partial = body.get("partial_images")
     if partial is not None and not 0 <= partial <= 3:
         raise bad("partial_images", f"Invalid 'partial_images': {partial}. Expected 0 to 3.")
-    if partial:
-        raise bad("partial_images", "streaming is not supported")
+    if partial and body.get("stream") is not True:
+        raise bad("partial_images", "partial_images needs stream: true.")
+    params.stream = body.get("stream") is True
+    params.partial_images = partial or 0
+    if background == "transparent" and params.model == "gpt-image-2":
+        raise bad("background", "Transparent background is not supported by gpt-image-2.")
     if background == "transparent" and fmt == "jpeg":
         raise bad("background", "Transparent background requires output_format 'png' or 'webp'.")
     if compression is not None and compression < 100 and fmt in (None, "png"):

@@ -16,13 +16,20 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
-from mcp_types import InputRequiredResult, ListResourcesResult, PaginatedRequestParams
+from mcp_types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+)
 from pydantic import AnyUrl
 
 from ttapi_mcp import __version__
 from ttapi_mcp.config import Settings
 
+from .account import ACCOUNT_URI, account_json, register_account
 from .hooks import register_hooks
+from .partials import register_partials
 from .prompts import register_prompts
 from .resources import (
     IMAGE_PREFIX,
@@ -36,6 +43,7 @@ from .resources import (
     usage_json,
 )
 from .startup import Startup, services_of
+from .strictargs import check_arguments, forbid_extra_in_schema
 from .tools import register_tools
 
 if TYPE_CHECKING:
@@ -177,6 +185,15 @@ class TTAPIServer(MCPServer[Startup]):
         finally:
             startup.set(None)
 
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Startup, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Refuse unknown arguments (the SDK would drop them) before the tool runs."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            check_arguments(tool, arguments)
+        return await super().call_tool(name, arguments, context)
+
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[Startup], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
@@ -197,6 +214,9 @@ class TTAPIServer(MCPServer[Startup]):
             image_id = text.removeprefix(IMAGE_PREFIX)
             services = await services_of(context.request_context.lifespan_context)
             return [await read_image(services, image_id)]
+        if text == ACCOUNT_URI and context is not None:
+            doc = await account_json(await services_of(context.request_context.lifespan_context))
+            return [ReadResourceContents(content=doc, mime_type="application/json")]
         if text == JOBS_URI and context is not None:
             doc = await jobs_json(await services_of(context.request_context.lifespan_context))
             return [ReadResourceContents(content=doc, mime_type="application/json")]
@@ -210,7 +230,10 @@ def build_server(settings: Settings) -> TTAPIServer:
     """The complete server for ``settings`` (no I/O until a transport starts it)."""
     server = TTAPIServer(settings)
     register_tools(server)
+    forbid_extra_in_schema(server._tool_manager.list_tools())
     register_resources(server)
+    register_account(server)
+    register_partials(server)
     register_prompts(server)
     register_hooks(server)
     return server

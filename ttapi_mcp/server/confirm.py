@@ -59,23 +59,27 @@ async def _ask(
 
 async def ask_generate(
     ctx: Context, model: str | None, n: int | None, size: str | None, quality: str | None,
-    confirm_cost: float | None,
+    partial_images: int | None, confirm_cost: float | None,
 ) -> Elicit[ConfirmSpend] | NoQuestion:
-    args = {"model": model, "n": n, "size": size, "quality": quality}
+    args = {"model": model, "n": n, "size": size, "quality": quality,
+            "partial_images": partial_images}
     return await _ask(ctx, "generate_image", args, confirm_cost)
 
 
 async def ask_edit(
     ctx: Context, images: list[str], model: str | None, n: int | None, size: str | None,
-    quality: str | None, input_fidelity: str | None, confirm_cost: float | None,
+    quality: str | None, input_fidelity: str | None, partial_images: int | None,
+    confirm_cost: float | None,
 ) -> Elicit[ConfirmSpend] | NoQuestion:
     args = {"images": images, "model": model, "n": n, "size": size, "quality": quality,
-            "input_fidelity": input_fidelity}
+            "input_fidelity": input_fidelity, "partial_images": partial_images}
     return await _ask(ctx, "edit_image", args, confirm_cost)
 
 
-async def ask_gpt4o(ctx: Context, confirm_cost: float | None) -> Elicit[ConfirmSpend] | NoQuestion:
-    return await _ask(ctx, "gpt4o_image", {}, confirm_cost)
+async def ask_gpt4o(
+    ctx: Context, model: str | None, size: str | None, confirm_cost: float | None
+) -> Elicit[ConfirmSpend] | NoQuestion:
+    return await _ask(ctx, "gpt4o_image", {"model": model, "size": size}, confirm_cost)
 
 
 def confirmed_quota(

@@ -35,10 +35,8 @@ from ttapi_mcp.service.results import ImageToolResult, PreviewMode
 if TYPE_CHECKING:  # the actions load on the first call: listing tools must not wait for them
     from ttapi_mcp.service import ProgressFn, Services
 
-GenerateModel = Literal[
-    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"
-]
-EditModel = Literal["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
+GenerateModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"]
+EditModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
 Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
 
 
@@ -99,9 +97,17 @@ CompressionArg = Annotated[
 BackgroundArg = Annotated[
     Literal["transparent", "opaque", "auto"] | None,
     Field(description="Background (default auto). 'transparent' needs output_format png or "
-          f"webp. {GPT_ONLY}"),
+          f"webp, and is not available on gpt-image-2. {GPT_ONLY}"),
 ]
 PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
+PartialsArg = Annotated[
+    int | None,
+    Field(ge=0, le=3, description="Partial images per image, 0-3 (default from the server "
+          "configuration, normally 0): the answer is streamed and each partial is saved at "
+          "once as a preview file (announced in a progress note with its path and "
+          "ttapi://partials/ URI). Each partial costs extra output tokens (about 100). "
+          f"{GPT_ONLY}"),
+]
 WaitArg = Annotated[
     bool,
     Field(description="Wait for the images within the server's wait budget (default true, "
@@ -143,18 +149,25 @@ EDIT_DESC = (
     + " Models: " + _model_lines(edit=True)
 )
 GPT4O_DESC = (
-    "Create an image with TTAPI's GPT-4o image job API (asynchronous; good at following "
-    "detailed instructions and reference images; no size or count control). The job is "
-    "recorded before this returns. With wait=true it waits up to the server's wait budget "
-    "(about 50 s) sending progress; if the job is still running it answers status 'pending' "
-    "with the job_id and the exact fetch_job call to make next." + COST_NOTE
+    "Create one image as an asynchronous TTAPI job: GPT-4o image (default) or, with model, "
+    "gpt-image-1, gpt-image-1.5, gpt-image-2 (with aspect_ratio) or gpt-image-2-plus (with "
+    "a large custom size, up to 3840 px). Prefer it over generate_image for reference images "
+    "given by URL, aspect ratios, very large sizes, or when a job that is collected later "
+    "suits better than one long call; use generate_image for several images, exact options "
+    "(quality, format, transparency) or editing. The job is recorded before this returns. "
+    "With wait=true it waits up to the server's wait budget (about 50 s) sending progress; "
+    "if the job is still running it answers status 'pending' with the job_id and the exact "
+    "fetch_job call to make next." + COST_NOTE
 )
+JobModel = Literal["gpt-4o-image", "gpt-image-1", "gpt-image-1.5", "gpt-image-2",
+                   "gpt-image-2-plus"]
 FETCH_DESC = (
     "Collect a job whose call answered 'pending': a generate_image/edit_image job of this "
-    "server ('local-...') or a GPT-4o image job (UUID). Returns the saved images when done, "
-    "the reason when it failed, or 'pending' again; with wait=true it waits up to the wait "
-    "budget first. Images are downloaded and saved only once: later calls return the saved "
-    "files. Works for any 4o job id TTAPI knows, including jobs submitted elsewhere."
+    "server ('local-...') or a gpt4o_image job (UUID, either route). Returns the saved "
+    "images when done, the reason when it failed, or 'pending' again; with wait=true it "
+    "waits up to the wait budget first. Images are downloaded and saved only once: later "
+    "calls return the saved files. Works for any job id TTAPI knows on either job route, "
+    "including jobs submitted elsewhere."
 )
 
 WRITES = ToolAnnotations(
@@ -237,6 +250,7 @@ def register_tools(server: MCPServer) -> None:
             Field(description="DALL-E only: how TTAPI returns the image ('url', default, or "
                   "'b64_json'); the image is saved either way. Leave unset for gpt-image-*."),
         ] = None,
+        partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
@@ -247,7 +261,7 @@ def register_tools(server: MCPServer) -> None:
             "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
             "style": style, "background": background, "output_format": output_format,
             "output_compression": output_compression, "moderation": moderation,
-            "response_format": response_format,
+            "response_format": response_format, "partial_images": partial_images,
         }
         from ttapi_mcp.service import generate_image
 
@@ -295,9 +309,14 @@ def register_tools(server: MCPServer) -> None:
         input_fidelity: Annotated[
             Literal["high", "low"] | None,
             Field(description="How closely to keep the input's details such as faces and logos "
-                  "(default low). gpt-image-1, gpt-image-1.5 and gpt-image-2 only (not "
-                  "gpt-image-1-mini, not dall-e-2)."),
+                  "(default low). gpt-image-1 and gpt-image-1.5 only (not gpt-image-2, not "
+                  "dall-e-2)."),
         ] = None,
+        moderation: Annotated[
+            Literal["low", "auto"] | None,
+            Field(description=f"Content moderation strictness (default auto). {GPT_ONLY}"),
+        ] = None,
+        partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
@@ -308,7 +327,8 @@ def register_tools(server: MCPServer) -> None:
             "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
             "size": size, "quality": quality, "background": background,
             "output_format": output_format, "output_compression": output_compression,
-            "input_fidelity": input_fidelity,
+            "input_fidelity": input_fidelity, "moderation": moderation,
+            "partial_images": partial_images,
         }
         from ttapi_mcp.service import edit_image
 
@@ -343,6 +363,22 @@ def register_tools(server: MCPServer) -> None:
             Field(description="Wait for the image within the server's wait budget (default "
                   "true). false: return the job id at once and call fetch_job later."),
         ] = True,
+        model: Annotated[
+            JobModel | None,
+            Field(description="Job model (default gpt-4o-image, on the 4o-image route). "
+                  "gpt-image-1, gpt-image-1.5, gpt-image-2 and gpt-image-2-plus run on "
+                  "TTAPI's async GPT route."),
+        ] = None,
+        aspect_ratio: Annotated[
+            Literal["1:1", "3:4", "4:3", "16:9", "9:16"] | None,
+            Field(description="gpt-image-2 only: the shape of the image."),
+        ] = None,
+        size: Annotated[
+            str | None,
+            Field(description="gpt-image-2-plus only: WIDTHxHEIGHT, both sides multiples of "
+                  "16, long side <= 3840, long/short <= 3, 655,360 to 8,294,400 pixels (e.g. "
+                  "'3840x2160'). An invalid size is refused with the nearest valid one."),
+        ] = None,
         confirm_cost: ConfirmCostArg = None,
         confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:
@@ -351,9 +387,11 @@ def register_tools(server: MCPServer) -> None:
         return await _run(
             ctx, None,
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p,
+                                         model=model, aspect_ratio=aspect_ratio, size=size,
                                          confirmed=confirmed_quota(
-                                             s.settings, "gpt4o_image", {}, confirmation,
-                                             confirm_cost)),
+                                             s.settings, "gpt4o_image",
+                                             {"model": model, "size": size},
+                                             confirmation, confirm_cost)),
         )
 
     @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS)

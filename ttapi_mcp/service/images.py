@@ -21,7 +21,7 @@ from ttapi_mcp.api import (
     LegacyDalle3Request,
     TTAPIError,
 )
-from ttapi_mcp.catalog import upstream_options, validate_generation
+from ttapi_mcp.catalog import MODELS, upstream_options, validate_edit, validate_generation
 
 from . import money
 from .common import (
@@ -38,7 +38,8 @@ from .common import (
 from .dedupe import call_key, file_hashes
 from .inputs import check_edit, resolve_edit_inputs
 from .localjobs import run_local
-from .progress import ticking
+from .partials import apply_default, partial_saver, stream_missing
+from .progress import Ticker, ticking
 from .results import ImageToolResult
 from .runner import LiveJob
 
@@ -65,6 +66,7 @@ async def generate_image(
         client = services.require_client()
         params = {k: v for k, v in args.items() if v is not None}
         params.setdefault("model", settings.default_generate_model)
+        apply_default(settings, params)
         legacy = params["model"] == "dall-e-3" and settings.dalle3_route == "legacy"
         violations = validate_generation(params, route="legacy" if legacy else "v1")
         if violations:
@@ -87,7 +89,8 @@ async def generate_image(
                     if legacy:
                         response = await client.generate_legacy_dalle3(LegacyDalle3Request(**sent))
                     else:
-                        response = await client.generate(GenerationRequest(**sent))
+                        response = await client.generate(
+                            GenerationRequest(**sent), partial_saver(services, job, sent))
                 except TTAPIError as exc:
                     await services.store.finish_request(request_id, "error", error=str(exc))
                     raise upstream_error(exc) from None
@@ -124,8 +127,13 @@ async def edit_image(
         client = services.require_client()
         params = {k: v for k, v in args.items() if v is not None and k not in ("images", "mask")}
         params.setdefault("model", settings.default_edit_model)
+        apply_default(settings, params)
         refs: list[str] = list(args.get("images") or [])
         mask_ref: str | None = args.get("mask")
+        if _by_url(services, params, [*refs, *([mask_ref] if mask_ref else [])]):
+            return await _edit_by_url(services, params, refs, mask_ref, ticker, wait=wait,
+                                      dedupe=dedupe, preview_edge=preview_edge,
+                                      confirmed=confirmed)
         async with AsyncExitStack() as stack:
             inputs = await stack.enter_async_context(
                 resolve_edit_inputs(services, refs, mask_ref)
@@ -164,7 +172,8 @@ async def edit_image(
 
                     try:
                         response = await client.edit(
-                            EditRequest(**sent), uploads, mask_upload, on_sent=on_sent
+                            EditRequest(**sent), uploads, mask_upload, on_sent=on_sent,
+                            on_partial=partial_saver(services, job, sent),
                         )
                     except TTAPIError as exc:
                         await services.store.finish_request(request_id, "error", error=str(exc))
@@ -182,6 +191,58 @@ async def edit_image(
             )
             result.cost = result.cost or quote.cost
             return result
+
+
+def _by_url(services: Services, params: dict[str, Any], refs: list[str]) -> bool:
+    """The JSON edit form (§11.5) is used when configured, for GPT models, and only when
+    every input is an http(s) URL: then TTAPI fetches them and nothing is uploaded."""
+    settings = services.settings
+    spec = MODELS.get(str(params.get("model")))
+    return (settings.edit_json_for_urls and settings.allow_url_inputs and spec is not None
+            and spec.family == "gpt" and bool(refs)
+            and all(ref.lower().startswith(("http://", "https://")) for ref in refs))
+
+
+async def _edit_by_url(
+    services: Services, params: dict[str, Any], refs: list[str], mask_ref: str | None,
+    ticker: Ticker, *, wait: bool, dedupe: bool, preview_edge: int | None,
+    confirmed: float | None = None,
+) -> ImageToolResult:
+    """Edit by URL: the parameter rules are checked here; the images only TTAPI sees."""
+    violations = [v for v in validate_edit(params, [], None)
+                  if not v.param.startswith(("images", "mask"))]
+    if violations:
+        raise violations_error(violations)
+    client = services.require_client()
+    sent = upstream_options(params)
+    quote = money.priced(services.settings, sent, input_images=len(refs))
+    await money.announce(ticker, quote)
+    recorded = {**sent, "images": refs, "mask": mask_ref}
+
+    async def work(job: LiveJob) -> ImageToolResult:
+        await _queue(services, job)
+        async with services.require_runner().limiter:
+            request_id = await services.store.start_request("edit_image", "E2", recorded)
+            job.set_phase(f"waiting for TTAPI ({sent['model']}, images by URL)")
+            job.commit()
+            try:
+                response = await client.edit_by_url(EditRequest(**sent), refs, mask_ref,
+                                                    partial_saver(services, job, sent))
+            except TTAPIError as exc:
+                await services.store.finish_request(request_id, "error", error=str(exc))
+                raise upstream_error(exc) from None
+        return await _finish(services, request_id, recorded, response, _phase_progress(job),
+                             preview_edge)
+
+    admit = money.admitter(services, quote, tool="edit_image", route="E2",
+                           model=str(sent["model"]), confirmed=confirmed)
+    result = await run_local(
+        services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
+        args=recorded, key=call_key("edit_image", recorded), work=work, ticker=ticker,
+        wait=wait, dedupe=dedupe, admit=admit,
+    )
+    result.cost = result.cost or quote.cost
+    return result
 
 
 async def _queue(services: Services, job: LiveJob) -> None:
@@ -216,6 +277,8 @@ async def _finish(
         preview_edge=preview_edge,
     )
     saved, missing = await save_response(services, ctx, response, progress)
+    missing += stream_missing(len(response.data), response.stream_missing,
+                              response.stream_problems)
     usage = usage_dict(response)
     status = "ok" if not missing else ("partial" if saved else "error")
     error = "; ".join(m.error for m in missing) or None

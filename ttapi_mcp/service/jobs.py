@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ttapi_mcp.api import FourOJob, FourOSubmitRequest, TTAPIError
+from ttapi_mcp.api import FourOJob, TTAPIError
 from ttapi_mcp.api.errors import NotFoundError
+from ttapi_mcp.catalog.asyncjobs import validate_async_job
 from ttapi_mcp.store import JobRecord
 
 from . import money
@@ -31,6 +32,7 @@ from .common import (
     upstream_error,
 )
 from .hooks import bind_hook, new_hook, redact_hook_url
+from .jobroutes import FOUR_O, GPT, JobRoute, model_of, route_of_kind, route_of_params
 from .localjobs import fetch_local
 from .progress import ticking
 from .results import ImageToolResult, NextCall, SavedImage
@@ -38,7 +40,6 @@ from .runner import LiveJob, is_local
 
 log = logging.getLogger("ttapi_mcp.service")
 
-MODEL_4O = "gpt-4o-image"
 PROMPT_MAX = 32000
 REFER_IMAGES_MAX = 16
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -84,7 +85,7 @@ def _quota(job: FourOJob) -> float | None:
 def pending_result(job_id: str, job_status: str, params: dict[str, Any]) -> ImageToolResult:
     return ImageToolResult(
         status="pending",
-        model=MODEL_4O,
+        model=model_of(params),
         parameters=params,
         job_id=job_id,
         job_status=job_status,
@@ -103,10 +104,16 @@ async def submit_gpt4o(
     hook_url: str | None = None,
     wait: bool = True,
     progress: ProgressFn = no_progress,
+    *,
+    model: str | None = None,
+    aspect_ratio: str | None = None,
+    size: str | None = None,
     confirmed: float | None = None,
 ) -> ImageToolResult:
     """Submit a 4o job, record it at once, watch it in the background, wait (if asked).
 
+    ``model`` other than gpt-4o-image goes to the async GPT route (§11.6), with the same
+    recording, watching, hooks and recovery; its kind ("gpt") is kept in the job row.
     Its estimate is reserved first (``money.admit``) and settled when the job ends.
 
     In HTTP mode with ``public_base_url`` set, TTAPI is given a hook URL on this server
@@ -115,6 +122,7 @@ async def submit_gpt4o(
     """
     refs = list(refer_images or [])
     problems = _validate_submit(prompt, refs, hook_url)
+    problems += [f"- {v.message}" for v in validate_async_job(model, aspect_ratio, size)]
     if problems:
         head = "The job was not submitted (nothing was billed):"
         raise ServiceError("\n".join([head, *problems]))
@@ -127,21 +135,27 @@ async def submit_gpt4o(
             params["refer_images"] = refs
         if hook_url:
             params["hook_url"] = hook_url
+        extra = {"model": model, "aspect_ratio": aspect_ratio, "size": size}
+        params.update({k: v for k, v in extra.items() if v is not None})
+        route = route_of_params(params)
         own_hook = None if hook_url else new_hook(services)
         sent = {**params, "hook_url": own_hook[0]} if own_hook else params
-        quote = money.quote_4o(settings)
+        quote = money.quote_job(settings, params.get("model"), params.get("size"))
         await money.announce(ticker, quote)
-        ledger_id = await money.admit(services, quote, tool="gpt4o_image", model=MODEL_4O,
-                                      route="E4", confirmed=confirmed)
+        ledger_id = await money.admit(services, quote, tool="gpt4o_image",
+                                      model=str(params.get("model") or "gpt-4o-image"),
+                                      route=route.request_route, confirmed=confirmed)
         # Awaited: the job row is only written once TTAPI has answered with its id.
-        request_id = await services.store.start_request("gpt4o_image", "E4", params, wait=True)
+        request_id = await services.store.start_request(
+            "gpt4o_image", route.request_route, params, wait=True
+        )
         runner = services.require_runner()
         if runner.limiter.available_tokens < 1:
             ticker.set("queued: all upstream slots busy")
         async with runner.limiter:
-            ticker.set("submitting the GPT-4o image job")
+            ticker.set(f"submitting the {route.label}")
             try:
-                job_id = await client.submit_4o(FourOSubmitRequest(**sent))
+                job_id = await route.submit(client, sent)
             except TTAPIError as exc:
                 await services.store.finish_request(request_id, "error", error=str(exc))
                 await money.settle(services, ledger_id, billed=exc.may_have_been_billed,
@@ -154,7 +168,7 @@ async def submit_gpt4o(
             recorded.update(hook_id=own_hook[1], hook_sha256=own_hook[2])
         with anyio.CancelScope(shield=True):
             await services.store.upsert_job(
-                job_id, "4o", prompt, "SUBMITTED", request_args=recorded
+                job_id, route.kind, prompt, "SUBMITTED", request_args=recorded
             )
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
@@ -191,11 +205,12 @@ async def fetch_job(
             return _failed_result(job_id, record.message, params, None)
         runner = services.require_runner()
         watcher = runner.find(job_id)
+        route = route_of_kind(record.kind) if record is not None else None
         if watcher is None or not wait:
-            job = await _fetch_once(services, job_id)
+            job, route = await _fetch_on_either(services, job_id, route)
             if job.is_terminal or not wait:
                 return await _settle(services, job, params)
-        watcher = watch_4o(services, job_id, params, settings.poll_interval)
+        watcher = watch_4o(services, job_id, params, settings.poll_interval, route)
         return await runner.wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )
@@ -208,10 +223,22 @@ def _params_of(record: JobRecord | None) -> dict[str, Any]:
     return {k: v for k, v in record.request_args.items() if k not in hidden}
 
 
-async def _fetch_once(services: Services, job_id: str) -> FourOJob:
+async def _fetch_on_either(
+    services: Services, job_id: str, route: JobRoute | None
+) -> tuple[FourOJob, JobRoute]:
+    """Fetch on the job's route; an id never seen here is tried on both routes."""
+    if route is not None:
+        return await _fetch_once(services, job_id, route), route
+    try:
+        return await _fetch_once(services, job_id, FOUR_O), FOUR_O
+    except UnknownJobError:
+        return await _fetch_once(services, job_id, GPT), GPT
+
+
+async def _fetch_once(services: Services, job_id: str, route: JobRoute = FOUR_O) -> FourOJob:
     client = services.require_client()
     try:
-        job = await client.fetch_4o(job_id)
+        job = await route.fetch(client, job_id)
     except NotFoundError:
         raise UnknownJobError(
             f"TTAPI does not know job {job_id!r}. Check the id: it is the job_id returned by "
@@ -222,7 +249,7 @@ async def _fetch_once(services: Services, job_id: str) -> FourOJob:
     upstream = job.model_dump(mode="json", by_alias=True)
     upstream["hookUrl"] = redact_hook_url(job.hook_url)  # our hook URL carries a token
     await services.store.upsert_job(
-        job_id, "4o", job.prompt, job.status, message=job.message, upstream=upstream
+        job_id, route.kind, job.prompt, job.status, message=job.message, upstream=upstream
     )
     await money.job_ended(services, job_id, job.status, _quota(job))
     return job
@@ -263,7 +290,7 @@ async def _save_job_image(
                 "try fetch_job again later."
             )
         ctx = SaveContext(
-            model=MODEL_4O, prompt=job.prompt or str(params.get("prompt", "")),
+            model=model_of(params), prompt=job.prompt or str(params.get("prompt", "")),
             parameters={k: v for k, v in params.items() if k != "prompt"}, job_id=job.job_id,
         )
         try:
@@ -275,7 +302,7 @@ async def _save_job_image(
             ) from None
         await services.store.update_job(job.job_id, status="SUCCESS", image_ids=[stored.id])
     return ImageToolResult(
-        status="completed", model=MODEL_4O, parameters=params,
+        status="completed", model=model_of(params), parameters=params,
         images=[to_saved(stored, 0)], quota=_quota(job), job_id=job.job_id, job_status="SUCCESS",
     )
 
@@ -290,7 +317,7 @@ async def _stored_result(
             images.append(to_saved(stored, index))
     quota = (record.upstream or {}).get("quota")
     return ImageToolResult(
-        status="completed", model=MODEL_4O, parameters=params, images=images,
+        status="completed", model=model_of(params), parameters=params, images=images,
         quota=float(quota) if isinstance(quota, (int, float, str)) and _is_number(quota) else None,
         job_id=record.job_id, job_status="SUCCESS",
         message="Already downloaded earlier; returning the saved image.",
@@ -309,13 +336,15 @@ def _failed_result(
     job_id: str, message: str | None, params: dict[str, Any], quota: float | None
 ) -> ImageToolResult:
     return ImageToolResult(
-        status="failed", model=MODEL_4O, parameters=params, job_id=job_id, job_status="FAILED",
+        status="failed", model=model_of(params), parameters=params, job_id=job_id,
+        job_status="FAILED",
         quota=quota, message=message or "TTAPI gave no reason",
     )
 
 
 def watch_4o(
-    services: Services, job_id: str, params: dict[str, Any], first_delay: float
+    services: Services, job_id: str, params: dict[str, Any], first_delay: float,
+    route: JobRoute | None = None,
 ) -> LiveJob:
     """The job's background watcher, started if none runs: polls until the job ends,
     then saves its image once. A hook for the job wakes it at once (``LiveJob.poke``).
@@ -327,11 +356,12 @@ def watch_4o(
     live = runner.find(job_id)
     if live is not None:
         return live
-    job = LiveJob(job_id=job_id, kind="4o", model=MODEL_4O, committed=True)
+    route = route or route_of_params(params)
+    job = LiveJob(job_id=job_id, kind=route.kind, model=model_of(params), committed=True)
     job.upstream_status, job.phase = "SUBMITTED", "submitted to TTAPI"
 
     async def work(job: LiveJob) -> ImageToolResult:
-        return await _poll(services, job, params, first_delay)
+        return await _poll(services, job, params, first_delay, route)
 
     async def finish(job: LiveJob) -> None:
         """Nothing to add: each poll and the save already updated the job's row."""
@@ -340,7 +370,8 @@ def watch_4o(
 
 
 async def _poll(
-    services: Services, job: LiveJob, params: dict[str, Any], first_delay: float
+    services: Services, job: LiveJob, params: dict[str, Any], first_delay: float,
+    route: JobRoute = FOUR_O,
 ) -> ImageToolResult:
     settings = services.settings
     deadline = anyio.current_time() + WATCH_MAX_SECONDS
@@ -354,7 +385,7 @@ async def _poll(
         if record is not None and record.status == "SUCCESS" and record.image_ids:
             return await _stored_result(services, record, params)
         try:
-            upstream = await _fetch_once(services, job.job_id)
+            upstream = await _fetch_once(services, job.job_id, route)
         except UnknownJobError:
             raise
         except ServiceError as exc:

@@ -20,7 +20,13 @@ import anyio
 
 from ttapi_mcp.api import TTAPIError
 from ttapi_mcp.catalog.models import MODELS
-from ttapi_mcp.catalog.prices import MODEL_4O, QUOTA_PER_USD, merge_prices, price_per_image
+from ttapi_mcp.catalog.prices import (
+    MODEL_2_PLUS,
+    MODEL_4O,
+    QUOTA_PER_USD,
+    merge_prices,
+    price_per_image,
+)
 from ttapi_mcp.config import Settings
 from ttapi_mcp.periods import day_of, month_of
 from ttapi_mcp.store.ledger import Limit
@@ -120,15 +126,27 @@ def priced(settings: Settings, params: Mapping[str, Any], **kwargs: Any) -> Quot
         ) from None
 
 
-def quote_4o(settings: Settings) -> Quote:
-    """A GPT-4o image job: TTAPI's flat job price (charged on success only)."""
-    price = float(_table(settings)[MODEL_4O]["job"])
+def quote_job(settings: Settings, model: str | None = None, size: str | None = None) -> Quote:
+    """A gpt4o_image job: its model's job price (GPT-4o image: TTAPI's flat 2 quota,
+    charged on success only; gpt-image-2-plus scaled by the size's area)."""
+    name = model or MODEL_4O
+    price = float(_table(settings)[name]["job"])
+    basis = f"{quota_text(price)} quota per {name} job"
+    if name == MODEL_2_PLUS:
+        width, _, height = (size or "3840x2160").partition("x")
+        pixels = int(width) * int(height) if width.isdigit() and height.isdigit() else 0
+        scale = max(1.0, (pixels or 3840 * 2160) / (1024 * 1024))
+        price = round(price * scale, 4)
+        basis += f" per 1024x1024 of area, x {scale:.2f} for {size or '3840x2160 (largest)'}"
     cost = CostEstimate(
         estimate_quota=price, estimate_usd=round(price / QUOTA_PER_USD, 4),
-        basis=f"estimate: {quota_text(price)} quota per GPT-4o image job (charged on "
-        "success, 0 on failure)",
+        basis=f"estimate: {basis} (charged on success, 0 on failure)",
     )
-    return Quote(cost=cost, what=f"1 image with {MODEL_4O}", images=1)
+    return Quote(cost=cost, what=f"1 image with {name}", images=1)
+
+
+def quote_4o(settings: Settings) -> Quote:
+    return quote_job(settings)
 
 
 def try_quote(settings: Settings, tool: str, args: Mapping[str, Any]) -> Quote | None:
@@ -136,12 +154,15 @@ def try_quote(settings: Settings, tool: str, args: Mapping[str, Any]) -> Quote |
     (then the call's validation explains the problem). Never raises."""
     try:
         if tool == "gpt4o_image":
-            return quote_4o(settings)
+            return quote_job(settings, args.get("model"), args.get("size"))
         params = {k: v for k, v in args.items() if v is not None}
+        default = settings.default_edit_model if tool == "edit_image" else \
+            settings.default_generate_model
+        params.setdefault("model", default)
+        if settings.partial_images and MODELS[str(params["model"])].family == "gpt":
+            params.setdefault("partial_images", settings.partial_images)  # as the service does
         if tool == "edit_image":
-            params.setdefault("model", settings.default_edit_model)
             return quote_images(settings, params, input_images=len(args.get("images") or []))
-        params.setdefault("model", settings.default_generate_model)
         legacy = params["model"] == "dall-e-3" and settings.dalle3_route == "legacy"
         return quote_images(settings, params, legacy=legacy)
     except Exception:

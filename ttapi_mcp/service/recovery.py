@@ -14,6 +14,7 @@ import logging
 
 from .common import Services
 from .hooks import restore_hook
+from .jobroutes import route_of_kind
 from .jobs import watch_4o
 from .runner import interrupted_message, is_local
 
@@ -34,7 +35,8 @@ async def recover_jobs(services: Services) -> tuple[int, int]:
                 )
                 interrupted += 1
             continue
-        if record.kind != "4o" or record.status in UPSTREAM_TERMINAL and (
+        route = route_of_kind(record.kind)
+        if route is None or record.status in UPSTREAM_TERMINAL and (
             record.image_ids or record.status == "FAILED"
         ):
             continue
@@ -43,7 +45,7 @@ async def recover_jobs(services: Services) -> tuple[int, int]:
         if isinstance(hook_id, str) and isinstance(digest, str):
             restore_hook(services, hook_id, digest, record.job_id)
         params = {k: v for k, v in args.items() if k != "request_id"}
-        watch_4o(services, record.job_id, params, 0.0)
+        watch_4o(services, record.job_id, params, 0.0, route)
         resumed += 1
     if resumed or interrupted:
         log.info("restart: resumed %d 4o job(s), marked %d local job(s) interrupted",

@@ -56,6 +56,7 @@ from .models import (
     StoreError,
     scrub_secrets,
 )
+from .partials import PartialsMixin
 from .records import RecordsMixin
 
 _JPEG_HEAD = 1 << 20  # JPEG dimensions can sit after a large EXIF block
@@ -67,7 +68,7 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin, LedgerMixin):
+class ImageStore(RecordsMixin, PartialsMixin, LedgerMixin):
     """The output folder and its SQLite database. Use ``async with ImageStore(...)``."""
 
     def __init__(self, output_dir: Path, database_path: Path) -> None:

@@ -38,15 +38,23 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
     CREATE INDEX jobs_created ON jobs(created_at, job_id);
     """,
+    # Partial images of streamed calls (§11.4): preview files of a job, not results.
+    """
+    CREATE TABLE IF NOT EXISTS partial_images (
+        partial_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, image_index INTEGER NOT NULL,
+        partial_index INTEGER NOT NULL, path TEXT NOT NULL, mime TEXT NOT NULL,
+        bytes INTEGER NOT NULL, created_at REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
+    """,
     # The spend ledger (service/money.py): one row per paid call, reserved before sending.
     """
-    CREATE TABLE ledger (
+    CREATE TABLE IF NOT EXISTS ledger (
         id TEXT PRIMARY KEY, created_at REAL NOT NULL, tool TEXT NOT NULL, model TEXT,
         route TEXT, images INTEGER, estimate_quota REAL NOT NULL, held_quota REAL NOT NULL,
         state TEXT NOT NULL, reported_quota REAL, usage TEXT, outcome TEXT,
         maybe_billed INTEGER, job_id TEXT, basis TEXT, finished_at REAL);
-    CREATE INDEX ledger_created ON ledger(created_at);
-    CREATE INDEX ledger_job ON ledger(job_id);
+    CREATE INDEX IF NOT EXISTS ledger_created ON ledger(created_at);
+    CREATE INDEX IF NOT EXISTS ledger_job ON ledger(job_id);
     """,
 ]
 

@@ -1,0 +1,27 @@
+"""``ttapi://partials/{partial_id}``: a partial image of a streamed call (§11.4).
+
+A template, not a listed resource: partials are previews of a job, never results.
+"""
+
+from __future__ import annotations
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+from .startup import services_of
+
+
+def register_partials(server: MCPServer) -> None:
+    @server.resource(
+        "ttapi://partials/{partial_id}", name="partial", title="Partial image (preview)",
+        description="A partial image a streamed generate_image/edit_image call sent before "
+        "its final image; a preview only, not a result.", mime_type="image/png",
+    )
+    async def partial(partial_id: str, ctx: Context) -> bytes:
+        services = await services_of(ctx.request_context.lifespan_context)
+        found = await services.store.get_partial(partial_id)
+        if found is None or not found.path.is_file():
+            raise ResourceNotFoundError(f"no partial image {partial_id!r}: it is gone or the "
+                                        "id is wrong")
+        return await anyio.Path(found.path).read_bytes()

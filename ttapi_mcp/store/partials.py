@@ -1,0 +1,87 @@
+"""Partial images of a streamed call (§11.4): preview files that belong to a job.
+
+They are not results: they live beside the database (``partials/``), not in the output
+folder, have no row in ``images`` and are never listed as result resources. Each is
+written atomically and recorded with its job, image and partial index.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from ..imagefacts import sniff_bytes
+from . import files
+from .db import Database
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    """One saved partial image."""
+
+    partial_id: str  # "<job_id>.<image>.<partial>", the ttapi://partials/ URI's tail
+    job_id: str
+    image_index: int
+    partial_index: int
+    path: Path
+    mime: str
+    bytes: int
+
+
+class PartialsMixin:
+    """Partial images; mixed into :class:`ImageStore`, which owns ``_db``."""
+
+    _db: Database
+    database_path: Path
+
+    @property
+    def partials_dir(self) -> Path:
+        return self.database_path.parent / "partials"
+
+    async def save_partial(
+        self, job_id: str, image_index: int, partial_index: int, data: bytes
+    ) -> PartialImage:
+        """Write the partial image at once and record it with its job."""
+        facts = sniff_bytes(data, len(data))
+        if facts.mime is None:
+            raise ValueError("the partial image is not PNG, JPEG or WebP")
+        folder = self.partials_dir
+        name = f"{_SAFE.sub('_', job_id)}_image{image_index + 1}_partial{partial_index + 1}"
+        final = folder / f"{name}.{facts.extension}"
+
+        def write() -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            files.write_atomic(folder, final, data)
+
+        await anyio.to_thread.run_sync(write)
+        partial = PartialImage(f"{job_id}.{image_index}.{partial_index}", job_id, image_index,
+                               partial_index, final, facts.mime, len(data))
+        row = (partial.partial_id, job_id, image_index, partial_index, str(final), facts.mime,
+               len(data), time.time())
+        sql = ("INSERT OR REPLACE INTO partial_images (partial_id, job_id, image_index,"
+               " partial_index, path, mime, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        await self._db.run(lambda c: c.execute(sql, row))
+        return partial
+
+    async def get_partial(self, partial_id: str) -> PartialImage | None:
+        sql = "SELECT * FROM partial_images WHERE partial_id = ?"
+        row = await self._db.run(lambda c: c.execute(sql, (partial_id,)).fetchone())
+        return _partial(row) if row else None
+
+    async def partials_for_job(self, job_id: str) -> list[PartialImage]:
+        sql = ("SELECT * FROM partial_images WHERE job_id = ?"
+               " ORDER BY image_index, partial_index")
+        rows = await self._db.run(lambda c: c.execute(sql, (job_id,)).fetchall())
+        return [_partial(r) for r in rows]
+
+
+def _partial(row: object) -> PartialImage:
+    r = dict(row)  # type: ignore[call-overload]
+    return PartialImage(r["partial_id"], r["job_id"], r["image_index"], r["partial_index"],
+                        Path(r["path"]), r["mime"], r["bytes"])

@@ -139,6 +139,10 @@ class Settings(BaseModel):
         None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
         description="Ask the user before a call estimated above this many quota; unset: never.",
     )
+    balance_max_age_seconds: float = Field(
+        60.0, ge=0, le=3600, description="Read the TTAPI balance before paid calls at most this "
+        "often, and refuse a call it cannot cover; 0: never read it.",
+    )
 
     @field_validator("budget_per_call", "budget_per_day", "budget_per_month", "confirm_above",
                      mode="before")

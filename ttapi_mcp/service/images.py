@@ -105,8 +105,7 @@ async def generate_image(
             args=sent, key=call_key("generate_image", sent), work=work, ticker=ticker,
             wait=wait, dedupe=dedupe, admit=admit,
         )
-        result.cost = result.cost or quote.cost
-        return result
+        return money.finish(services, result, quote)
 
 
 async def edit_image(
@@ -189,8 +188,7 @@ async def edit_image(
                 args=recorded, key=key, work=work, ticker=ticker, wait=wait, dedupe=dedupe,
                 cleanup=stack.pop_all(), admit=admit,
             )
-            result.cost = result.cost or quote.cost
-            return result
+            return money.finish(services, result, quote)
 
 
 def _by_url(services: Services, params: dict[str, Any], refs: list[str]) -> bool:
@@ -241,8 +239,7 @@ async def _edit_by_url(
         args=recorded, key=call_key("edit_image", recorded), work=work, ticker=ticker,
         wait=wait, dedupe=dedupe, admit=admit,
     )
-    result.cost = result.cost or quote.cost
-    return result
+    return money.finish(services, result, quote)
 
 
 async def _queue(services: Services, job: LiveJob) -> None:

@@ -173,13 +173,12 @@ async def submit_gpt4o(
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
         if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
-            return pending_result(job_id, "SUBMITTED", params).model_copy(
-                update={"cost": quote.cost})
+            return money.finish(services, pending_result(job_id, "SUBMITTED", params), quote)
         watcher = watch_4o(services, job_id, params, settings.poll_first_delay)
         result = await services.require_runner().wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )
-        return result.model_copy(update={"cost": quote.cost})
+        return money.finish(services, result.model_copy(), quote)
 
 
 async def fetch_job(

@@ -31,6 +31,7 @@ from ttapi_mcp.config import Settings
 from ttapi_mcp.periods import day_of, month_of
 from ttapi_mcp.store.ledger import Limit
 
+from .balance import known_balance, low_balance_warning, spend_locally
 from .common import ServiceError, Services
 from .results import CostEstimate, ImageToolResult
 
@@ -230,12 +231,14 @@ async def admit(
     except Exception as exc:  # the store failed: budgets cannot be checked
         log.error("could not reserve %s quota in the ledger: %s", estimate, exc)
         if not limits:
+            await _check_balance(services, quote, None)
             return None  # no budget to enforce: the call goes on, unrecorded
         raise ServiceError(
             f"{NOT_SENT} the day/month budgets could not be checked because the store "
             f"failed ({type(exc).__name__}: {exc}). Run 'ttapi-mcp doctor' to check it."
         ) from None
     if reserved.ledger_id is not None:
+        await _check_balance(services, quote, reserved.ledger_id)
         return reserved.ledger_id
     assert reserved.refused_by is not None
     key, budget, period = periods[reserved.refused_by]
@@ -247,6 +250,31 @@ async def admit(
         f"The {period.kind}'s budget resets at {period.resets_at}. Raise {key} in the "
         "server configuration to allow more, or make a cheaper call."
     )
+
+
+async def _check_balance(services: Services, quote: Quote, ledger_id: str | None) -> None:
+    """Refuse (and forget the reservation) when the known, fresh balance cannot cover the
+    estimate. Checked after the budgets, so a call they refuse reads nothing from TTAPI."""
+    quota = await known_balance(services)
+    estimate = quote.cost.estimate_quota
+    if quota is None or quota + 1e-9 >= estimate:
+        spend_locally(services, estimate)
+        return
+    if ledger_id is not None:
+        with anyio.CancelScope(shield=True):
+            await services.store.drop_reservation(ledger_id)
+    raise ServiceError(
+        f"{NOT_SENT} the TTAPI balance is {quota_text(quota)} quota ({usd_text(quota)}) and "
+        f"this call needs {about(estimate)} ({quote.what}). Top up at TTAPI, then call again "
+        "(or make a cheaper call)."
+    )
+
+
+def finish(services: Services, result: ImageToolResult, quote: Quote) -> ImageToolResult:
+    """The estimate (unless the result has one) and any low-balance warning, on a result."""
+    result.cost = result.cost or quote.cost
+    result.warning = low_balance_warning(services) or result.warning
+    return result
 
 
 async def settle(

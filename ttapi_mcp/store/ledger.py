@@ -126,6 +126,11 @@ class LedgerMixin:
 
         await self._db.run(settle_sync)
 
+    async def drop_reservation(self, ledger_id: str) -> None:
+        """Forget a reservation whose call was refused after all (nothing was sent)."""
+        sql = "DELETE FROM ledger WHERE id = ? AND state = 'reserved'"
+        await self._db.run(lambda c: c.execute(sql, (ledger_id,)))
+
     async def attach_job(self, ledger_id: str, job_id: str) -> None:
         """Link a reservation to the TTAPI job it paid for (settled when the job ends)."""
         sql = "UPDATE ledger SET job_id = ? WHERE id = ?"

@@ -1,13 +1,20 @@
 """The balance: a call the known balance cannot cover is refused before sending, a low
 balance puts a warning on every result, an unknown one never blocks; and the ledger
 agrees with what the emulator charged (contract §11.7: its balance falls by its prices).
+
+The balance is read in the background, started by the first paid call, so no call waits
+for it; the tests wait (bounded) for that read before the call that depends on it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import CANARY_KEY, make_server_settings, mcp_client
 
@@ -31,22 +38,43 @@ async def ledger(settings: Any) -> list[dict[str, Any]]:
         return await store.ledger_rows()
 
 
+@asynccontextmanager
+async def client_and_services(settings: Any, mode: str = "auto") -> AsyncIterator[Any]:
+    from mcp import Client
+
+    from ttapi_mcp.server.app import build_server
+
+    server = build_server(settings)
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        assert server.startup is not None
+        yield client, await server.startup.services()
+
+
+async def balance_read(services: Any) -> None:
+    with anyio.fail_after(10):
+        while services.balance.quota is None:
+            await anyio.sleep(0.02)
+
+
 async def test_a_call_the_balance_cannot_cover_is_refused_before_sending(
     emulator: Emulator, tmp_path: Path, client_mode: str
 ) -> None:
     emulator.options.starting_balance = 5
     settings = make_server_settings(emulator.base_url, tmp_path)
-    async with mcp_client(settings, client_mode) as client:
-        result = await client.call_tool("generate_image", HIGH)
+    async with client_and_services(settings, client_mode) as (client, services):
         cheap = await client.call_tool("generate_image", {"prompt": "cheap", **DALLE2})
+        await balance_read(services)  # started by the first paid call
+        result = await client.call_tool("generate_image", HIGH)
     assert result.is_error
     text = text_of(result)
     assert "nothing was billed" in text
-    assert "the TTAPI balance is 5 quota ($0.05) and this call needs about 16.7 quota " \
-        "($0.17)" in text and "Top up at TTAPI" in text
-    assert not cheap.is_error, cheap.content  # 1.6 fits in what is left
+    # Read while the first call ran: before (5) or after (3) the emulator charged it.
+    assert re.search(r"the TTAPI balance is [35] quota \(\$0\.0[35]\) and this call needs "
+                     r"about 16\.7 quota \(\$0\.17\)", text), text
+    assert "Top up at TTAPI" in text
+    assert not cheap.is_error, cheap.content
     assert len(emulator.api_requests("E1")) == 1
-    assert len(emulator.api_requests("M1")) == 1  # one read serves both calls
+    assert len(emulator.api_requests("M1")) == 1
     assert [r["model"] for r in await ledger(settings)] == ["dall-e-2"]
 
 
@@ -56,7 +84,9 @@ async def test_below_low_balance_quota_every_result_warns(
     emulator.options.starting_balance = 50
     emulator.options.job_seconds = 0.1
     settings = make_server_settings(emulator.base_url, tmp_path, low_balance_quota=60)
-    async with mcp_client(settings) as client:
+    async with client_and_services(settings) as (client, services):
+        await client.call_tool("generate_image", {"prompt": "first", **DALLE2})
+        await balance_read(services)
         image = await client.call_tool("generate_image", {"prompt": "warned", **DALLE2})
         job = await client.call_tool("gpt4o_image", {"prompt": "draw a warning"})
     for result in (image, job):

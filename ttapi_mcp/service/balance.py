@@ -1,10 +1,12 @@
-"""The TTAPI balance, read before paid calls and kept for a short time.
+"""The TTAPI balance, read in the background and kept for a short time.
 
-Why: a call the account cannot cover would be refused by TTAPI anyway (HTTP 402); saying
-so before sending, with the numbers, lets the agent stop and the user top up. The
-balance is read at most once per ``balance_max_age_seconds`` (concurrent calls share one
-read), lowered locally by each admitted call's estimate meanwhile, and a read that fails
-or hangs leaves it unknown: an unknown balance never blocks a call.
+Why: a call the account cannot cover would be refused by TTAPI anyway (HTTP 402, not
+billed); saying so before sending, with the numbers, lets the agent stop and the user
+top up. No call ever waits for the balance: a paid call that finds it older than
+``balance_max_age_seconds`` (or never read) starts one read in the server's task group
+and goes on. Until a read succeeds the balance is unknown, and an unknown balance never
+blocks a call; a known one is lowered locally by each admitted call's estimate until the
+next read.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -22,37 +24,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ttapi_mcp.service.balance")
 
-READ_TIMEOUT_SECONDS = 5.0
-"""Longest a call waits for the balance before going on without it."""
+READ_TIMEOUT_SECONDS = 10.0
+"""Longest one background read may take; then the balance stays as it was."""
 
 
 @dataclass
 class BalanceCache:
-    """The last balance read (quota), when it was read (monotonic), one read at a time."""
+    """The last balance read (quota) and when (monotonic); one read at a time."""
 
     quota: float | None = None
     read_at: float = -math.inf
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    reading: bool = False
 
 
-async def known_balance(services: Services) -> float | None:
-    """The balance in quota, fresh within ``balance_max_age_seconds``; None if unknown."""
+def fresh_balance(services: Services) -> float | None:
+    """The balance in quota if read within ``balance_max_age_seconds``, else None; a
+    stale (or missing) one starts a background read for the calls that follow."""
     max_age = services.settings.balance_max_age_seconds
-    client = services.client
+    client, runner = services.client, services.runner
     if max_age <= 0 or client is None:
         return None
     cache = services.balance
-    async with cache.lock:
-        if time.monotonic() - cache.read_at < max_age:
-            return cache.quota
-        quota: float | None = None
-        with anyio.move_on_after(READ_TIMEOUT_SECONDS):
+    if time.monotonic() - cache.read_at < max_age:
+        return cache.quota
+    if not cache.reading and runner is not None:
+        cache.reading = True
+
+        async def read() -> None:
             try:
-                quota = float((await client.account_info()).balance)
-            except Exception as exc:  # unknown, not fatal: the call goes on
+                with anyio.move_on_after(READ_TIMEOUT_SECONDS):
+                    info = await client.account_info()
+                    cache.quota, cache.read_at = float(info.balance), time.monotonic()
+            except Exception as exc:  # unknown, not fatal: calls go on
                 log.info("the TTAPI balance could not be read: %s", exc)
-        cache.quota, cache.read_at = quota, time.monotonic()
-        return quota
+            finally:
+                cache.reading = False
+
+        runner.background(read, name="balance read")
+    return None
 
 
 def spend_locally(services: Services, quota: float) -> None:
@@ -63,11 +72,12 @@ def spend_locally(services: Services, quota: float) -> None:
 
 
 def low_balance_warning(services: Services) -> str | None:
-    """One line for every result while the known balance is below ``low_balance_quota``."""
+    """One line for every result while the last known balance is below
+    ``low_balance_quota``."""
     quota = services.balance.quota
     threshold = services.settings.low_balance_quota
     if quota is None or quota >= threshold:
         return None
-    return (f"the TTAPI balance is low: about {quota:.2f}".rstrip("0").rstrip(".")
-            + f" quota (${quota / 100:.2f}) left, below low_balance_quota ({threshold:g}); "
-            "top up at TTAPI.")
+    shown = f"{quota:.2f}".rstrip("0").rstrip(".")
+    return (f"the TTAPI balance is low: about {shown} quota (${quota / 100:.2f}) left, below "
+            f"low_balance_quota ({threshold:g}); top up at TTAPI.")

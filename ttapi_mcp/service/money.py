@@ -31,7 +31,7 @@ from ttapi_mcp.config import Settings
 from ttapi_mcp.periods import day_of, month_of
 from ttapi_mcp.store.ledger import Limit
 
-from .balance import known_balance, low_balance_warning, spend_locally
+from .balance import fresh_balance, low_balance_warning, spend_locally
 from .common import ServiceError, Services
 from .results import CostEstimate, ImageToolResult
 
@@ -255,7 +255,7 @@ async def admit(
 async def _check_balance(services: Services, quote: Quote, ledger_id: str | None) -> None:
     """Refuse (and forget the reservation) when the known, fresh balance cannot cover the
     estimate. Checked after the budgets, so a call they refuse reads nothing from TTAPI."""
-    quota = await known_balance(services)
+    quota = fresh_balance(services)
     estimate = quote.cost.estimate_quota
     if quota is None or quota + 1e-9 >= estimate:
         spend_locally(services, estimate)

@@ -183,3 +183,26 @@ def test_emulator_serves_the_route_with_its_rules(emulator: Emulator) -> None:
         four_o = http.post("/openai/4o-image/generations", json={"prompt": "draw"})
         other = four_o.json()["data"]["job_id"]
         assert http.post(A2, json={"jobId": other}).status_code == 404
+
+
+async def test_a_hook_completes_a_gpt_route_job_long_before_polling_would(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from conftest import serve_http
+    from mcp import Client
+
+    emulator.options.job_seconds = 0.3
+    settings = make_server_settings(emulator.base_url, tmp_path, poll_first_delay=60,
+                                    poll_interval=60, poll_max_interval=60)
+    with serve_http(settings, public=True) as origin:
+        async with Client(f"{origin}/mcp") as client:
+            with anyio.fail_after(20):
+                waited = await client.call_tool("gpt4o_image", {
+                    "prompt": "draw a hooked heron", "model": "gpt-image-2",
+                    "aspect_ratio": "4:3"})
+    assert waited.structured_content["status"] == "completed", waited.content
+    (submit,) = emulator.api_requests("A1")
+    assert submit.json["hookUrl"].startswith(f"{origin}/hooks/4o/")
+    (delivery,) = emulator.hook_deliveries
+    assert delivery.status == 200
+    assert emulator.api_requests("E5") == []

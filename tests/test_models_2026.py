@@ -62,3 +62,21 @@ async def test_2026_model_rules_are_refused_before_any_request(
     for word in words:
         assert word in result.content[0].text
     assert emulator.api_requests() == []
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    ({"model": "gpt-image-1", "moderation": "high"}, ("moderation", "'high'", "'low'", "'auto'")),
+    ({"model": "dall-e-2", "moderation": "low"}, ("moderation", "dall-e-2")),
+    ({"model": "gpt-image-2", "input_fidelity": "high"}, ("input_fidelity", "gpt-image-2")),
+])
+async def test_new_edit_rules_are_refused_before_any_request(
+    server_settings: Any, emulator: Emulator, args: dict[str, Any], words: tuple[str, ...]
+) -> None:
+    image = _png(server_settings.output_dir / "in.png")
+    async with mcp_client(server_settings) as client:
+        result = await client.call_tool("edit_image", {"prompt": "p", "images": [image],
+                                                       **args})
+    assert result.is_error
+    for word in words:
+        assert word in result.content[0].text, result.content[0].text
+    assert emulator.api_requests() == []

@@ -31,6 +31,11 @@ async def test_partials_are_saved_announced_and_never_listed_as_results(
     async with mcp_client(server_settings, client_mode) as client:
         result = await client.call_tool("generate_image", {**ARGS, "partial_images": 2},
                                         progress_callback=on_progress)
+        webp = await client.call_tool("generate_image", {**ARGS, "partial_images": 1,
+                                                         "output_format": "webp"})
+        assert not webp.is_error, webp.content
+        webp_partial = f"ttapi://partials/{webp.structured_content['job_id']}.0.0"
+        assert (await client.read_resource(webp_partial)).contents[0].mime_type == "image/webp"
         assert not result.is_error, result.content
         listed = [str(r.uri) for r in (await client.list_resources()).resources]
         uris = sorted({u for n in notes for u in re.findall(r"ttapi://partials/[\w.-]+", n)})
@@ -39,13 +44,14 @@ async def test_partials_are_saved_announced_and_never_listed_as_results(
     data = result.structured_content
     assert data["status"] == "completed" and len(data["images"]) == 1
     assert not any("partials" in u for u in listed)
-    assert read.contents[0].blob
-    (sent,) = emulator.api_requests("E1")
+    assert read.contents[0].blob and read.contents[0].mime_type == "image/png"
+    sent = emulator.api_requests("E1")[0]
     assert sent.json["stream"] is True and sent.json["partial_images"] == 2
     with sqlite3.connect(server_settings.store_path) as db:
         rows = db.execute(
             "SELECT job_id, path FROM partial_images ORDER BY partial_index").fetchall()
-    assert len(rows) == 2 and all(job.startswith("local-") for job, _ in rows)
+    assert len(rows) == 3 and all(job.startswith("local-") for job, _ in rows)
+    rows = [r for r in rows if r[1].endswith(".png")]
     for _, path in rows:
         assert "_partial" in Path(path).name and Path(path).is_file()
         assert Path(server_settings.output_dir) not in Path(path).parents

@@ -1,4 +1,5 @@
-"""The TTAPI HTTP client: one method per route of the wire contract.
+"""The TTAPI HTTP client: one method per route of the wire contract (the job routes and
+the account balance are in :mod:`.jobcalls`, the stream reader in :mod:`.streaming`).
 
 One httpx2.AsyncClient lives as long as this object. The key goes only to TTAPI's API routes,
 never to result URLs (they are on CDNs). Retries follow the contract's error catalogue: only
@@ -15,24 +16,20 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-from pydantic import ValidationError
 
 from . import errors
-from .account import AccountInfo
 from .b64values import load_json_b64_views
 from .download import EXPIRED_HINT, save_stream
+from .jobcalls import JobCallsMixin
 from .models import (
     DownloadResult,
     EditRequest,
-    FourOJob,
-    FourOSubmitRequest,
     GenerationRequest,
-    GptJobRequest,
     ImagesResponse,
     LegacyDalle3Request,
     UploadFile,
@@ -44,14 +41,12 @@ from .parsing import (
     find_failure,
     maybe_done_hint,
     parse_images,
-    parse_job,
-    parse_job_id,
     protocol_error,
     read_error,
     scrub,
 )
 from .policy import RetryPolicy, Timeouts, parse_retry_after
-from .streaming import PartialFn, StreamReader
+from .streaming import PartialFn, StreamReader, read_events, reader_for
 
 logger = logging.getLogger("ttapi_mcp.api")
 
@@ -71,7 +66,7 @@ class _Retryable(Exception):
         self.wait = wait
 
 
-class TTAPIClient:
+class TTAPIClient(JobCallsMixin):
     """Async client for TTAPI's OpenAI image routes (E1-E5) and result downloads."""
 
     def __init__(
@@ -142,7 +137,7 @@ class TTAPIClient:
             "/v1/images/generations",
             read_timeout=self._timeouts.for_model(request.model),
             json_body=request.to_wire(),
-            stream=_reader(request.stream, request.n, on_partial),
+            stream=reader_for(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -167,7 +162,7 @@ class TTAPIClient:
             read_timeout=self._timeouts.for_model(request.model),
             form=(request.to_form(), images, mask),
             on_sent=on_sent,
-            stream=_reader(request.stream, request.n, on_partial),
+            stream=reader_for(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -188,7 +183,7 @@ class TTAPIClient:
             "/v1/images/edits",
             read_timeout=self._timeouts.for_model(request.model),
             json_body=body,
-            stream=_reader(request.stream, request.n, on_partial),
+            stream=reader_for(request.stream, request.n, on_partial),
         )
         return parse_images(self._succeeded(call, payload), call)
 
@@ -207,72 +202,6 @@ class TTAPIClient:
         if inner is None:
             raise protocol_error(call, "the envelope has no data")
         return parse_images(inner, call)
-
-    async def submit_4o(self, request: FourOSubmitRequest) -> str:
-        """E4: submit a GPT-4o image job; returns its id. Never resubmitted automatically."""
-        call = self._call("E4", "GPT-4o image job submission")
-        payload = await self._api(
-            call,
-            "POST",
-            "/openai/4o-image/generations",
-            read_timeout=self._timeouts.job,
-            json_body=request.to_wire(),
-        )
-        return parse_job_id(self._succeeded(call, payload), call)
-
-    async def submit_gpt(self, request: GptJobRequest) -> str:
-        """A1: submit a GPT image job on the async GPT route; returns its id (§11.6)."""
-        call = self._call("A1", f"{request.model} job submission")
-        payload = await self._api(
-            call,
-            "POST",
-            "/openai/gpt/generations",
-            read_timeout=self._timeouts.job,
-            json_body=request.to_wire(),
-        )
-        return parse_job_id(self._succeeded(call, payload), call)
-
-    async def fetch_gpt(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
-        """A2: a job of the async GPT route; the job object has the 4o job's shape."""
-        return await self._fetch_job("A2", "/openai/gpt/fetch", f"GPT image job fetch ({job_id})",
-                                     job_id, method)
-
-    async def fetch_4o(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:
-        """E5: the job's current state (POST with JSON by default, or GET with a query)."""
-        return await self._fetch_job("E5", "/openai/4o-image/fetch",
-                                     f"GPT-4o job fetch ({job_id})", job_id, method)
-
-    async def _fetch_job(
-        self, route: str, path: str, action: str, job_id: str, method: Literal["POST", "GET"]
-    ) -> FourOJob:
-        call = self._call(route, action)
-        timeout = self._timeouts.job
-        if method == "GET":
-            payload = await self._api(
-                call, "GET", path, read_timeout=timeout, params={"jobId": job_id}
-            )
-        else:
-            payload = await self._api(
-                call, "POST", path, read_timeout=timeout, json_body={"jobId": job_id}
-            )
-        is_job = isinstance(payload, dict) and ("jobId" in payload or "job_id" in payload)
-        return parse_job(payload if is_job else self._succeeded(call, payload), call)
-
-    async def account_info(self) -> AccountInfo:
-        """M1: the account's balance, frozen balance and queue limit, in quota (§11.7).
-
-        Read-only, so transient failures are retried; the e-mail is masked on parsing.
-        """
-        call = self._call("M1", "account balance check")
-        payload = await self._api(
-            call, "GET", "/midjourney/v1/info", read_timeout=self._timeouts.job
-        )
-        try:
-            return AccountInfo.model_validate(self._succeeded(call, payload))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise protocol_error(call, f"{where}: {first['msg']}") from None
 
     async def download(self, url: str, dest: Path, max_bytes: int) -> DownloadResult:
         """Save a result URL to `dest` (streamed, capped at `max_bytes`, atomic rename).
@@ -402,7 +331,7 @@ class TTAPIClient:
         ) as response:
             kind = response.headers.get("Content-Type", "")
             if stream is not None and response.is_success and kind.startswith("text/event-stream"):
-                return response, await _read_events(response, stream)
+                return response, await read_events(response, stream)
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -491,21 +420,6 @@ class TTAPIClient:
             number,
             time.monotonic() - started,
         )
-
-
-def _reader(stream: bool | None, n: int | None, on_partial: PartialFn | None
-            ) -> StreamReader | None:
-    return StreamReader(expected=n or 1, on_partial=on_partial) if stream else None
-
-
-async def _read_events(response: httpx2.Response, reader: StreamReader) -> bytearray:
-    """Parse the events as they come; a break keeps what completed (the rest is missing)."""
-    try:
-        async for chunk in response.aiter_bytes():
-            await reader.feed(chunk)
-    except (httpx2.TransportError, ValueError) as exc:
-        reader.problems.append(f"the stream broke ({type(exc).__name__})")
-    return bytearray(json.dumps(reader.response()).encode("utf-8"))
 
 
 def _after(number: int) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
+
 PartialFn = Callable[[int, int, bytes], Awaitable[None]]
 """``on_partial(image_index, partial_index, image_bytes)``."""
 
@@ -103,3 +105,18 @@ class StreamReader:
         body["stream_missing"] = self.missing
         body["stream_problems"] = list(self.problems)
         return body
+
+
+def reader_for(stream: bool | None, n: int | None, on_partial: PartialFn | None
+            ) -> StreamReader | None:
+    return StreamReader(expected=n or 1, on_partial=on_partial) if stream else None
+
+
+async def read_events(response: httpx2.Response, reader: StreamReader) -> bytearray:
+    """Parse the events as they come; a break keeps what completed (the rest is missing)."""
+    try:
+        async for chunk in response.aiter_bytes():
+            await reader.feed(chunk)
+    except (httpx2.TransportError, ValueError) as exc:
+        reader.problems.append(f"the stream broke ({type(exc).__name__})")
+    return bytearray(json.dumps(reader.response()).encode("utf-8"))

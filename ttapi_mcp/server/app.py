@@ -29,7 +29,7 @@ from ttapi_mcp.config import Settings
 
 from .account import ACCOUNT_URI, account_json, register_account
 from .hooks import register_hooks
-from .partials import register_partials
+from .partials import PARTIAL_PREFIX, read_partial, register_partials
 from .prompts import register_prompts
 from .resources import (
     IMAGE_PREFIX,
@@ -214,6 +214,9 @@ class TTAPIServer(MCPServer[Startup]):
             image_id = text.removeprefix(IMAGE_PREFIX)
             services = await services_of(context.request_context.lifespan_context)
             return [await read_image(services, image_id)]
+        if text.startswith(PARTIAL_PREFIX) and context is not None:
+            services = await services_of(context.request_context.lifespan_context)
+            return [await read_partial(services, text.removeprefix(PARTIAL_PREFIX))]
         if text == ACCOUNT_URI and context is not None:
             doc = await account_json(await services_of(context.request_context.lifespan_context))
             return [ReadResourceContents(content=doc, mime_type="application/json")]

@@ -25,7 +25,7 @@ from .results import ImageToolResult, MissingImage, NextCall
 from .runner import LiveJob, Work, args_without_secrets, new_local_id
 
 RESULT_STATUS = {"completed": "succeeded", "partial": "partial"}
-Admit = Callable[[Work], Awaitable[Work]]
+Admit = Callable[[Work, str], Awaitable[Work]]
 
 
 async def run_local(
@@ -46,7 +46,7 @@ async def run_local(
     """Start (or attach to an identical) job, then wait for it within the budget.
 
     ``cleanup`` (e.g. temporary input files) belongs to the job once it starts, and is
-    closed here when no job is started. ``admit(work)``, called only when a new job is
+    closed here when no job is started. ``admit(work, job_id)``, called only when a job is
     about to start (an attached call pays nothing), may refuse it (budgets) by raising,
     or return the work to run instead (one that settles its reservation).
     """
@@ -67,15 +67,15 @@ async def run_local(
         await _close(cleanup)
         ticker.set(f"identical call already running as job {job.job_id}; attaching to it")
     else:
-        if admit is not None:
-            try:
-                work = await admit(work)
-            except BaseException:
-                await _close(cleanup)
-                raise
         job = LiveJob(
             job_id=new_local_id(), kind=kind, model=model, dedupe_key=key if dedupe else None
         )
+        if admit is not None:
+            try:
+                work = await admit(work, job.job_id)
+            except BaseException:
+                await _close(cleanup)
+                raise
         recorded = {**args_without_secrets(args), "dedupe_key": key}
         with anyio.CancelScope(shield=True):
             await services.store.upsert_job(job.job_id, kind, prompt, "running",

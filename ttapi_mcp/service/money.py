@@ -69,7 +69,7 @@ def _confirmation_error(settings: Settings, quote: Quote, confirmed: float | Non
 
 async def admit(
     services: Services, quote: Quote, *, tool: str, model: str, route: str,
-    confirmed: float | None = None,
+    confirmed: float | None = None, job_id: str | None = None,
 ) -> str | None:
     """Check confirmation and budgets, then reserve the estimate; the ledger row's id
     (None only when the store failed and no day/month budget needed it).
@@ -103,7 +103,7 @@ async def admit(
     try:
         reserved = await services.store.reserve(
             now=now, tool=tool, model=model, route=route, images=quote.images,
-            estimate=estimate, basis=quote.cost.basis, limits=limits,
+            estimate=estimate, basis=quote.cost.basis, limits=limits, job_id=job_id,
         )
     except Exception as exc:  # the store failed: budgets cannot be checked
         log.error("could not reserve %s quota in the ledger: %s", estimate, exc)
@@ -188,9 +188,9 @@ def admitter(
     """For ``run_local``: admit the call when its job is about to start, and run its
     work so that the reservation is settled when it ends."""
 
-    async def admit_work(work: Work) -> Work:
+    async def admit_work(work: Work, job_id: str) -> Work:
         ledger_id = await admit(services, quote, tool=tool, model=model, route=route,
-                                confirmed=confirmed)
+                                confirmed=confirmed, job_id=job_id)
         return paid(services, ledger_id, work, quote)
 
     return admit_work
@@ -218,7 +218,6 @@ def paid(
     """
 
     async def run(job: LiveJob) -> ImageToolResult:
-        await attach_job(services, ledger_id, job.job_id)
         try:
             result = await work(job)
         except BaseException as exc:

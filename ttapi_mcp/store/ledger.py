@@ -77,13 +77,15 @@ class LedgerMixin:
         estimate: float,
         basis: str,
         limits: Sequence[Limit] = (),
+        job_id: str | None = None,
     ) -> Reserved:
         """Insert a ``reserved`` row unless a limit has no room for ``estimate``."""
         ledger_id = new_short_id()
-        row = (ledger_id, now, tool, model, route, images, estimate, estimate, "reserved", basis)
+        row = (ledger_id, now, tool, model, route, images, estimate, estimate, "reserved", basis,
+               job_id)
         insert = (
             "INSERT INTO ledger (id, created_at, tool, model, route, images, estimate_quota,"
-            " held_quota, state, basis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " held_quota, state, basis, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
 
         def reserve_sync(conn: sqlite3.Connection) -> Reserved:

@@ -78,12 +78,12 @@ async def test_a_call_the_balance_cannot_cover_is_refused_before_sending(
     assert [r["model"] for r in await ledger(settings)] == ["dall-e-2"]
 
 
-async def test_below_low_balance_quota_every_result_warns(
+async def test_below_warn_balance_below_every_result_carries_a_warning(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     emulator.options.starting_balance = 50
     emulator.options.job_seconds = 0.1
-    settings = make_server_settings(emulator.base_url, tmp_path, low_balance_quota=60)
+    settings = make_server_settings(emulator.base_url, tmp_path, warn_balance_below=60)
     async with client_and_services(settings) as (client, services):
         await client.call_tool("generate_image", {"prompt": "first", **DALLE2})
         await balance_read(services)
@@ -93,7 +93,7 @@ async def test_below_low_balance_quota_every_result_warns(
         assert not result.is_error, result.content
         warning = result.structured_content["warning"]
         assert warning.startswith("the TTAPI balance is low: about 4") and "top up" in warning
-        assert "low_balance_quota (60)" in warning
+        assert "warn_balance_below (60)" in warning
     assert "Warning: the TTAPI balance is low" in text_of(image)
 
 

@@ -131,7 +131,7 @@ class Settings(BaseModel):
         False, description="Send GPT edits of http(s) URLs as JSON (TTAPI fetches them)."
     )
     # Account balance (ttapi://account, doctor): 1 USD = 100 quota.
-    low_balance_quota: float = Field(
+    warn_balance_below: float = Field(
         100.0, ge=0, description="Warn when the TTAPI balance is below this many quota."
     )
     # Costs and budgets: price estimates, spending limits, confirmation of expensive calls.

@@ -73,11 +73,11 @@ def spend_locally(services: Services, quota: float) -> None:
 
 def low_balance_warning(services: Services) -> str | None:
     """One line for every result while the last known balance is below
-    ``low_balance_quota``."""
+    ``warn_balance_below``."""
     quota = services.balance.quota
-    threshold = services.settings.low_balance_quota
+    threshold = services.settings.warn_balance_below
     if quota is None or quota >= threshold:
         return None
     shown = f"{quota:.2f}".rstrip("0").rstrip(".")
     return (f"the TTAPI balance is low: about {shown} quota (${quota / 100:.2f}) left, below "
-            f"low_balance_quota ({threshold:g}); top up at TTAPI.")
+            f"warn_balance_below ({threshold:g}); top up at TTAPI.")

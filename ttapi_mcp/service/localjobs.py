@@ -24,7 +24,7 @@ from .common import ServiceError, Services, to_saved
 from .crossproc import follow_row, row_phase
 from .dedupe import recent_success
 from .progress import Ticker
-from .results import ImageToolResult, MissingImage, NextCall
+from .results import CostEstimate, ImageToolResult, MissingImage, NextCall
 from .runner import LiveJob, Work, args_without_secrets, interrupted_message, new_local_id
 
 log = logging.getLogger("ttapi_mcp.service")
@@ -128,6 +128,7 @@ async def finish_local(services: Services, job: LiveJob) -> None:
         upstream = {
             "model": result.model, "parameters": result.parameters, "usage": result.usage,
             "missing": [m.model_dump() for m in result.missing],
+            "cost": result.cost.model_dump() if result.cost is not None else None,
         }
         await services.store.update_job(
             job.job_id, status=result.job_status, image_ids=[i.id for i in result.images],
@@ -176,6 +177,7 @@ async def result_from_record(services: Services, record: JobRecord) -> ImageTool
         model=str(upstream.get("model") or (record.request_args or {}).get("model") or ""),
         parameters=dict(upstream.get("parameters") or {}),
         images=images, missing=missing, usage=upstream.get("usage"),
+        cost=CostEstimate.model_validate(upstream["cost"]) if upstream.get("cost") else None,
         job_id=record.job_id, job_status=record.status, message=record.message,
     )
 

@@ -261,7 +261,8 @@ def test_the_app_tools_answer_anything(
 ) -> None:
     """The gallery's and viewer's tools: a page or a tool error, never a crash, nothing sent."""
     for tool, tool_args in (("app_gallery", args), ("app_images", {"image_ids": ids,
-                                                                   "size": size})):
+                                                                   "size": size}),
+                            ("app_partials", {"job_id": size, "have": ids})):
         result, seen = harness.call(tool, tool_args, ("E1", "E2", "E3", "E4", "E5"))
         assert seen == []
         dumped = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
@@ -269,7 +270,7 @@ def test_the_app_tools_answer_anything(
         if result.is_error:
             text = " ".join(getattr(b, "text", "") for b in result.content)
             explained = ("validation error", "cursor is not one", "must be a date",
-                         "no image with id", "cannot be read")
+                         "no image with id", "cannot be read", "does not know the argument")
             assert text.startswith(f"Error executing tool {tool}: "), text[:300]
             assert any(e in text for e in explained), f"{tool} crashed: {text[:300]}"
         else:

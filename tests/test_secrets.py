@@ -143,6 +143,7 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
     for name, args in (("app_images", {"image_ids": [image_id]}),
                        ("app_images", {"image_ids": [image_id], "size": "full"}),
                        ("app_gallery", {}), ("app_gallery", {"query": CANARY}),
+                       ("app_partials", {"job_id": streamed.structured_content["job_id"]}),
                        ("show_gallery", {})):
         assert not (await call(name, args)).is_error, name
     return {"resources": resources, "prompts": [p.name for p in prompts.prompts]}

@@ -106,7 +106,51 @@
     const figures = doc.images.map((image) => figure(image, doc));
     $("images").replaceChildren(...figures);
     if (count) loadImages(doc.images, figures);
+    showPartials(pending ? doc.job_id : null);
     if (pending) poll(doc.job_id);
+  }
+
+  // -- partial images of a pending streamed job --------------------------------------
+  // The newest partial of each image, through app_partials; a preview the page already
+  // shows is not sent again. They give way to the final images when the job completes.
+  function showPartials(jobId) {
+    state.partials = jobId ? { jobId, ids: {}, figures: {} } : null;
+    $("partial-grid").replaceChildren();
+    $("partials").hidden = true;
+    if (jobId) loadPartials(jobId);
+  }
+
+  async function loadPartials(jobId) {
+    const shown = state.partials;
+    if (!shown || shown.jobId !== jobId) return;
+    let result;
+    try {
+      result = await callTool("app_partials", { job_id: jobId, have: Object.values(shown.ids) });
+    } catch (_) { return; }  // previews only: the job's own status says what matters
+    if (state.partials !== shown) return;  // the job ended meanwhile
+    const blocks = imageBlocks(result);
+    let next = 0;
+    for (const p of (result.structuredContent || {}).partials || []) {
+      if (!p.sent) continue;
+      const block = blocks[next++];
+      if (!block) break;
+      const fig = shown.figures[p.image_index] || (shown.figures[p.image_index] = partialFigure(p));
+      fig.querySelector("img").src = dataUri(block);
+      fig.querySelector(".hint").textContent = `partial ${p.partial_index + 1}, a preview`;
+      fig.dataset.partialId = p.partial_id;
+      shown.ids[p.image_index] = p.partial_id;
+    }
+    const order = Object.keys(shown.figures).map(Number).sort((a, b) => a - b);
+    $("partial-grid").replaceChildren(...order.map((i) => shown.figures[i]));
+    $("partials").hidden = !order.length;
+  }
+
+  function partialFigure(p) {
+    const img = el("img", { alt: `image ${p.image_index}, partial` });
+    const caption = el("figcaption", {}, el("div", { className: "row" },
+      el("span", { className: "label", textContent: `Image ${p.image_index}` }),
+      el("span", { className: "hint" })));
+    return el("figure", { className: "partial" }, img, caption);
   }
 
   function figure(image, doc) {
@@ -224,6 +268,7 @@
         const result = await callTool("fetch_job", { job_id: jobId });
         const doc = result.structuredContent;
         if (doc.status !== "pending") { render(doc, state.args); return; }
+        await loadPartials(jobId);
         setStatus(`Job ${jobId} is running (${doc.job_status || "queued"}, ${Math.round(seconds)} s)…`);
       } catch (err) { setStatus(`Polling failed: ${err.message}`, true); return; }
     }

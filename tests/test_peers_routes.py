@@ -23,8 +23,7 @@ import pytest
 from conftest import CANARY_KEY
 from PIL import Image
 from test_long_work import Notes, read_json
-from test_peers import assert_store_whole, peer, peer_env, rows, until
-from test_server_transports import StrictStdio
+from test_peers import assert_store_whole, doomed_server, peer, peer_env, rows, until
 
 from ttapi_mcp.emulator import Emulator
 
@@ -91,14 +90,7 @@ async def test_a_killed_owners_jobs_are_taken_over_each_on_its_own_route(
     env = peer_env(emulator, tmp_path)
     database = tmp_path / "db.sqlite3"
     async with peer(env, tmp_path / "b.log") as b:
-        proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env, cwd="/")
-        try:
-            a = StrictStdio(proc)
-            a.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                     "clientInfo": {"name": "doomed", "version": "1"}})
-            a.send("notifications/initialized", notify=True)
+        with doomed_server(env) as a:
             ids = {}
             for name, extra in (("gpt", GPT2), ("4o", {})):
                 submitted = a.request("tools/call", {"name": "gpt4o_image", "arguments": {
@@ -107,18 +99,14 @@ async def test_a_killed_owners_jobs_are_taken_over_each_on_its_own_route(
             await anyio.sleep(1.3)  # A alive: a whole lease later, B has touched nothing
             before = rows(database, "SELECT kind, status, collector_id FROM jobs ORDER BY kind")
             asked_before = len(emulator.api_requests("A2")) + len(emulator.api_requests("E5"))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(10)
             killed_at = time.monotonic()
             await until(lambda: rows(database, "SELECT COUNT(*) FROM jobs"
                                                " WHERE image_ids != '[]'") == [(2,)], 30)
             taken_over = time.monotonic() - killed_at
             fetched = {name: (await b.call_tool("fetch_job", {"job_id": job_id}))
                        .structured_content for name, job_id in ids.items()}
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
     assert before == [("4o", "SUBMITTED", None), ("gpt", "SUBMITTED", None)]
     assert asked_before == 0  # wait=false: nobody polls a job its live owner holds
     assert taken_over > 0.5, taken_over  # only after A's lease ran out

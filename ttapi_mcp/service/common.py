@@ -69,7 +69,7 @@ class Services:
     runner: JobRunner | None = None
     """Background jobs; None only outside a running server (then calls run inline)."""
     hook_base_url: str | None = None
-    """Set in HTTP mode with ``public_base_url``: 4o jobs are given a hook URL here."""
+    """Set in HTTP mode with ``public_base_url``: gpt4o_image jobs are given a hook URL here."""
     _job_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     def job_lock(self, job_id: str) -> anyio.Lock:

@@ -70,7 +70,7 @@ class ImageToolResult(BaseModel):
     images: list[SavedImage] = Field(default_factory=list)
     missing: list[MissingImage] = Field(default_factory=list)
     usage: dict[str, Any] | None = Field(default=None, description="Token usage (GPT models).")
-    quota: float | None = Field(default=None, description="Quota charged (GPT-4o image jobs).")
+    quota: float | None = Field(default=None, description="Quota charged (gpt4o_image jobs).")
     job_id: str | None = None
     job_status: str | None = Field(default=None, description="Upstream job status, if a job.")
     message: str | None = None

@@ -16,6 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import Field
 
+from ttapi_mcp.server.partials import PARTIAL_PREFIX
 from ttapi_mcp.server.startup import services_of
 
 PARTIAL_EDGE = 512
@@ -53,7 +54,7 @@ async def app_partials(
                                        mime_type=preview.mime))
         listed.append({"partial_id": partial.partial_id, "image_index": image_index,
                        "partial_index": partial.partial_index, "sent": sent,
-                       "uri": f"ttapi://partials/{partial.partial_id}"})
+                       "uri": f"{PARTIAL_PREFIX}{partial.partial_id}"})
     text = (f"{len(listed)} partial image{'s' if len(listed) != 1 else ''} of job {job_id}"
             if listed else f"no partial images of job {job_id} yet")
     return CallToolResult(content=[TextContent(type="text", text=text), *blocks],

@@ -4,7 +4,7 @@
   const POLL_MS = 1500, MAX_POLLS = 400;
   const PAGE = 60;
   const KEEP_THUMBS = 360;
-  const EDIT_MODELS = ["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2"];
+  const EDIT_MODELS = ["gpt-image-1", "gpt-image-1.5", "gpt-image-2"];
   const $ = (id) => document.getElementById(id);
   const state = { tool: null, args: {}, result: null, gallery: null, polls: 0 };
 

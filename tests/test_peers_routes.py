@@ -138,6 +138,8 @@ async def test_an_id_no_server_has_seen_is_found_on_either_route_by_two_servers(
         unknown_tries = len(emulator.api_requests("E5"))
         again = (await b.call_tool("fetch_job", {"job_id": job_id})).structured_content
     assert all(r["status"] == "completed" for r in results.values()), results
+    # The GPT route's job object names no model: never claimed to be gpt-4o-image.
+    assert {r["model"] for r in [*results.values(), again]} == {"unknown (async GPT route)"}
     assert results["a"]["images"][0]["path"] == results["b"]["images"][0]["path"]
     assert again["images"] == results["a"]["images"]
     assert 1 <= unknown_tries <= 2
@@ -145,6 +147,8 @@ async def test_an_id_no_server_has_seen_is_found_on_either_route_by_two_servers(
     assert len(emulator.api_requests("E5")) == unknown_tries  # once known, never again
     assert len(emulator.api_requests("download")) == 1
     assert rows(tmp_path / "db.sqlite3", "SELECT kind, status FROM jobs") == [("gpt", "SUCCESS")]
+    assert rows(tmp_path / "db.sqlite3", "SELECT model FROM images") == [
+        ("unknown (async GPT route)",)]
     assert_store_whole(tmp_path)
 
 

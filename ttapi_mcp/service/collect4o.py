@@ -83,6 +83,10 @@ async def check_once(
     try:
         if record is None or await store.claim_collector(job_id):
             job, route = await _fetch_on_either(services, job_id, route)
+            if record is None:  # never submitted here: its route is all we know of it
+                params = {**params, "model": route.unrecorded_model}
+                await store.upsert_job(job_id, route.kind, job.prompt, job.status,
+                                       request_args=params)
             return await _settle(services, job, params), route
     except CollectedElsewhere:
         pass

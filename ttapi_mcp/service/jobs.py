@@ -169,6 +169,8 @@ async def fetch_job(
             checked, route = await check_once(services, job_id, record, params, route)
             if checked.status != "pending" or not wait:
                 return checked
+            if record is None:  # now recorded, with what check_once learnt of it
+                params = _params_of(await services.store.get_job(job_id))
         watcher = watch_4o(services, job_id, params, settings.poll_interval, route)
         return await runner.wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)

@@ -212,3 +212,26 @@ async def test_a_pending_streamed_call_shows_its_partial_images_then_its_result(
     # A preview the page shows is named in "have", so it is not sent again.
     assert any(set(c["arguments"]["have"]) & set(shown) for c in calls[1:]), calls
     assert len(emulator.api_requests("E1")) == 1
+
+
+async def test_draw_again_of_a_gpt_route_job_without_tool_info_repeats_that_job(
+    emulator: Emulator, server_settings: Any
+) -> None:
+    """A host that names no tool: the arguments tell a gpt4o_image job (aspect_ratio exists
+    only there), so Draw again submits the job again, not a generate_image call that
+    would refuse aspect_ratio as unknown."""
+    args = {"prompt": "draw a harbour at dusk", "model": "gpt-image-2", "aspect_ratio": "16:9"}
+    with serve_http(server_settings) as origin:
+        async with app_host(f"{origin}/mcp") as host:
+            result = await host.client.call_tool("gpt4o_image", args)
+            assert result.structured_content["status"] == "completed", result.content
+            await host.open()
+            await host.deliver(args, result)
+            await _wait_images(host, 1)
+            await host.app.locator("#again").click()
+            await host.app.locator("#status", has_text="1 image").wait_for()
+            await _wait_images(host, 1)
+            again = [c["params"] for c in await host.calls()
+                     if c["params"]["name"] != "app_images"]
+    assert again == [{"name": "gpt4o_image", "arguments": args}]
+    assert len(emulator.api_requests("A1")) == 2

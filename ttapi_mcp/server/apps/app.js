@@ -5,6 +5,7 @@
   const PAGE = 60;
   const KEEP_THUMBS = 360;
   const EDIT_MODELS = ["gpt-image-1", "gpt-image-1.5", "gpt-image-2"];
+  const JOB_ONLY_MODELS = ["gpt-4o-image", "gpt-image-2-plus"];
   const $ = (id) => document.getElementById(id);
   const state = { tool: null, args: {}, result: null, gallery: null, polls: 0 };
 
@@ -48,7 +49,10 @@
     if (state.tool) return state.tool;
     if (args.job_id) return "fetch_job";
     if (args.images) return "edit_image";
-    if (args.refer_images || args.hook_url) return "gpt4o_image";
+    // Arguments only gpt4o_image takes (its job models and the async GPT route's options).
+    if (args.refer_images || args.hook_url || args.aspect_ratio || JOB_ONLY_MODELS.includes(args.model)) {
+      return "gpt4o_image";
+    }
     return args.prompt ? "generate_image" : null;
   }
   function showSection(name) {

@@ -295,6 +295,8 @@ async def test_three_servers_thirty_calls_each_with_faults_keep_the_store_whole(
                     "job_id": result.structured_content["job_id"], "wait": True})
             if result.is_error:
                 errors.append(" ".join(getattr(b, "text", "") for b in result.content))
+            elif result.structured_content["status"] == "failed":  # a job that failed, told
+                errors.append(str(result.structured_content.get("message")))  # by fetch_job
             else:
                 answers.append(result.structured_content)
                 if "shared" in args["prompt"]:
@@ -321,8 +323,9 @@ async def test_three_servers_thirty_calls_each_with_faults_keep_the_store_whole(
     everything = json.dumps(answers) + " ".join(errors) + logs
     assert "locked" not in everything and "Traceback" not in logs, logs[-3000:]
     assert CANARY_KEY not in everything
-    assert all(a["status"] in ("completed", "partial") for a in answers), [
-        (a["status"], a.get("job_id"), a.get("message")) for a in answers]
+    unfinished = [(a["status"], a.get("job_id"), a.get("message")) for a in answers
+                  if a["status"] not in ("completed", "partial")]
+    assert unfinished == []
     assert shared and all(a["images"] for a in shared)  # identical calls across servers
     assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM jobs WHERE status IN"
                 " ('running', 'SUBMITTED', 'ON_QUEUE')") == [(0,)]

@@ -44,6 +44,7 @@ from .resources import (
     read_image,
     register_resources,
 )
+from .schemas import compact_tool_schemas
 from .startup import Startup, services_of
 from .strictargs import check_arguments, forbid_extra_in_schema
 from .tools import register_tools
@@ -253,6 +254,7 @@ def build_server(settings: Settings) -> TTAPIServer:
     """The complete server for ``settings`` (no I/O until a transport starts it)."""
     server = TTAPIServer(settings)
     register_tools(server)
+    compact_tool_schemas(server._tool_manager.list_tools())
     forbid_extra_in_schema(server._tool_manager.list_tools())
     register_resources(server)
     register_account(server)

@@ -160,7 +160,6 @@ async def _run(
     action: Callable[[Services, ProgressFn, int | None], Awaitable[ImageToolResult]],
 ) -> CallToolResult:
     """Run ``action`` with the thumbnail edge it should prepare while saving (or None)."""
-    from ttapi_mcp.install.hints import missing_key_message
     from ttapi_mcp.service import ServiceError
     from ttapi_mcp.service.common import MissingKeyError
 
@@ -171,6 +170,8 @@ async def _run(
     try:
         result = await action(services, progress_of(ctx), edge)
     except MissingKeyError:
+        from ttapi_mcp.install.hints import missing_key_message  # loads the installer's tables
+
         raise ToolError(missing_key_message(client_name(ctx))) from None
     except ServiceError as exc:
         raise ToolError(str(exc)) from None

@@ -80,7 +80,8 @@ MODELS: dict[str, ModelSpec] = {
     "gpt-image-1.5": _gpt("gpt-image-1.5", beyond=False, notes="As gpt-image-1."),
     "gpt-image-2": _gpt(
         "gpt-image-2", beyond=False, free_size=True, fidelity=False, transparent=False,
-        notes="Newest; size 'auto' or " + RULE_TEXT + "; no transparency.",
+        notes="Newest; any size WIDTHxHEIGHT in multiples of 16 up to 3840 px; no "
+        "transparency.",
     ),
     "dall-e-2": ModelSpec(
         name="dall-e-2",
@@ -144,7 +145,7 @@ def catalog_as_json() -> dict[str, Any]:
             "generate": {
                 "prompt_max_chars": spec.generate_prompt_max,
                 "n": [1, spec.n_max],
-                "sizes": list(spec.sizes) if spec.sizes else "auto or WxH (see notes)",
+                "sizes": list(spec.sizes) if spec.sizes else f"auto or {RULE_TEXT}",
                 "default_size": spec.default_size,
                 "qualities": list(spec.qualities),
                 "options": _options_json(spec, spec.generate_options),

@@ -77,10 +77,31 @@ def compact_output_schema(schema: dict[str, Any],
     compact = dict(_compact(schema, nullable=True))
     compact.pop("description", None)
     _strip_descriptions(compact, keep)
-    for definition in compact.get("$defs", {}).values():
+    definitions = compact.pop("$defs", {})
+    for definition in definitions.values():
         definition.pop("description", None)
         _strip_descriptions(definition, keep)
-    return compact
+    return dict(_inline(compact, definitions))
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    """Each ``$ref`` replaced by its definition (ours are used once each and never
+    recursive); ``anyOf: [object, null]`` becomes ``type: ["object", "null"]``."""
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _inline(definitions[ref.removeprefix("#/$defs/")], definitions)
+    out = {key: _inline(value, definitions) for key, value in node.items()}
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and _NULL in branches:
+        rest = _without_null(branches)
+        if len(rest) == 1 and rest[0].get("type") == "object":
+            del out["anyOf"]
+            out = {**rest[0], **out, "type": ["object", "null"]}
+    return out
 
 
 def compact_tool_schemas(tools: Iterable[Tool]) -> None:

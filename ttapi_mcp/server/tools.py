@@ -12,13 +12,23 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ttapi_mcp.catalog import MODELS
 from ttapi_mcp.server.apps import UI_META
+from ttapi_mcp.server.confirm import (
+    ConfirmSpend,
+    ask_edit,
+    ask_generate,
+    ask_gpt4o,
+    confirm_cost_number,
+    confirmed_quota,
+)
 from ttapi_mcp.server.results import to_call_result
 from ttapi_mcp.server.startup import services_of
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode
@@ -60,14 +70,14 @@ def _qualities_text(edit: bool) -> str:
 # wrong value gets one error listing every problem and what is allowed (nothing billed).
 GPT_ONLY = "gpt-image-* only."
 PREVIEW_DESC = (
-    "Shown inline: 'sheet' (one grid of all images, numbered; default), 'thumbnail' (one "
-    "small image each), 'full' (large) or 'none'. The path and ttapi:// link always come."
+    "Inline: 'sheet' (one numbered grid; default), 'thumbnail' (one small image each), "
+    "'full' or 'none'. The path and link always come."
 )
 
 PromptArg = Annotated[
     str,
-    Field(description="What to draw, any language: subject, setting, style, lighting, "
-          "composition, text to render in quotes."),
+    Field(description="What to draw, any language: subject, setting, style, lighting, text "
+          "in quotes."),
 ]
 NArg = Annotated[
     int | None,
@@ -83,7 +93,7 @@ CompressionArg = Annotated[
 ]
 BackgroundArg = Annotated[
     Literal["transparent", "opaque", "auto"] | None,
-    Field(description="Default auto; transparent needs png or webp, not on gpt-image-2. "
+    Field(description="Default auto; transparent needs png or webp (not gpt-image-2). "
           f"{GPT_ONLY}"),
 ]
 ModerationArg = Annotated[
@@ -94,36 +104,44 @@ PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
 PartialsArg = Annotated[
     int | None,
     Field(ge=0, le=3, description="Partial images per image (default 0), streamed and saved "
-          f"as previews while drawing; about 100 output tokens each. {GPT_ONLY}"),
+          f"as previews; about 100 output tokens each. {GPT_ONLY}"),
 ]
 WaitArg = Annotated[
     bool,
-    Field(description="Wait up to the server's budget (about 50 s). If still running, or "
-          "false: status 'pending' with job_id, the work goes on; collect it with fetch_job. "
-          "Do not repeat the call."),
+    Field(description="Wait up to about 50 s. If still running, or false: 'pending' with a "
+          "job_id; the work goes on, collect it with fetch_job, do not repeat the call."),
 ]
 DedupeArg = Annotated[
     bool,
-    Field(description="Join an identical call still running instead of paying again; false "
-          "for a new, billed variation."),
+    Field(description="Join an identical running call instead of paying again; false: a "
+          "new, billed variation."),
 ]
+ConfirmCostArg = Annotated[
+    float | None,
+    BeforeValidator(confirm_cost_number),
+    Field(description="Only after a refusal asking for it: the quota the user agreed to."),
+]
+Confirmation = ElicitationResult[ConfirmSpend]
 
+COST_NOTE = (
+    " Costs money: estimated first (quota, 1 USD = 100) and reported; over budget is refused, "
+    "costly calls may need confirmation (confirm_cost)."
+)
 SAVED = ("Each image is saved at once; the result gives its path, a ttapi://images/{id} link "
          "(an edit_image input) and a preview.")
 GENERATE_DESC = (
-    "Create images from a text prompt with OpenAI image models via TTAPI; costs money per "
-    f"image. {SAVED} Models: " + _model_lines(edit=False)
+    "Create images from a text prompt with OpenAI image models via TTAPI. "
+    f"{SAVED}{COST_NOTE} Models: " + _model_lines(edit=False)
 )
 EDIT_DESC = (
-    "Edit or combine images with a prompt (mask inpainting, restyling, compositing); costs "
-    f"money per image. {SAVED} Models: " + _model_lines(edit=True)
+    "Edit or combine images with a prompt (mask inpainting, restyling, compositing). "
+    f"{SAVED}{COST_NOTE} Models: " + _model_lines(edit=True)
 )
 GPT4O_DESC = (
-    "One image as an asynchronous TTAPI job: gpt-4o-image (default) or gpt-image-1, -1.5, -2 "
-    "(with aspect_ratio), -2-plus (large sizes up to 3840 px). For reference images by URL, "
-    "aspect ratios, very large sizes; generate_image for several images, exact options or "
-    "editing. The job is recorded first; if still running after the wait, the answer is "
-    "'pending' with the fetch_job call to make."
+    "One image as an asynchronous TTAPI job: gpt-4o-image (default), gpt-image-1, -1.5, -2 "
+    "(aspect_ratio) or -2-plus (up to 3840 px). Suits reference images by URL, aspect ratios, "
+    "very large sizes; generate_image suits several images, exact options, edits. If still "
+    "running after the wait: 'pending' with the fetch_job call." + COST_NOTE
 )
 JobModel = Literal["gpt-4o-image", "gpt-image-1", "gpt-image-1.5", "gpt-image-2",
                    "gpt-image-2-plus"]
@@ -215,13 +233,14 @@ def register_tools(server: MCPServer) -> None:
         moderation: ModerationArg = None,
         response_format: Annotated[
             Literal["url", "b64_json"] | None,
-            Field(description="DALL-E only: how TTAPI sends it (default url); saved either "
-                  "way."),
+            Field(description="DALL-E only (default url); saved either way."),
         ] = None,
         partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_generate)] = None,  # type: ignore[assignment]
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
@@ -232,7 +251,8 @@ def register_tools(server: MCPServer) -> None:
         from ttapi_mcp.service import generate_image
 
         return await _run(ctx, preview, lambda s, p, e: generate_image(
-            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e, confirmed=confirmed_quota(
+                s.settings, "generate_image", args, confirmation, confirm_cost)))
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
                  annotations=WRITES, meta=UI_META)
@@ -242,13 +262,13 @@ def register_tools(server: MCPServer) -> None:
         images: Annotated[
             list[str],
             Field(min_length=1, max_length=16, description=(
-                "PNG, JPEG or WebP (dall-e-2: one square PNG), each a file path in the allowed "
-                "folders, a ttapi://images/{id} URI, a data: URI or an http(s) URL.")),
+                "PNG, JPEG or WebP (dall-e-2: one square PNG): paths in the allowed folders, "
+                "ttapi://images/{id} or data: URIs, http(s) URLs.")),
         ],
         mask: Annotated[
             str | None,
-            Field(description="PNG with alpha, the first image's size; fully transparent "
-                  "pixels mark what to change. Same forms as images."),
+            Field(description="PNG with alpha, the first image's size; transparent pixels "
+                  "mark what to change."),
         ] = None,
         model: Annotated[
             EditModel | None,
@@ -268,14 +288,15 @@ def register_tools(server: MCPServer) -> None:
         output_compression: CompressionArg = None,
         input_fidelity: Annotated[
             Literal["high", "low"] | None,
-            Field(description="Keep faces, logos and details (default low). gpt-image-1 and "
-                  "-1.5 only."),
+            Field(description="Keep faces and details (default low). gpt-image-1, -1.5 only."),
         ] = None,
         moderation: ModerationArg = None,
         partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_edit)] = None,  # type: ignore[assignment]
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
@@ -287,7 +308,8 @@ def register_tools(server: MCPServer) -> None:
         from ttapi_mcp.service import edit_image
 
         return await _run(ctx, preview, lambda s, p, e: edit_image(
-            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e, confirmed=confirmed_quota(
+                s.settings, "edit_image", args, confirmation, confirm_cost)))
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
                  annotations=WRITES, meta=UI_META)
@@ -305,8 +327,8 @@ def register_tools(server: MCPServer) -> None:
         ] = None,
         hook_url: Annotated[
             str | None,
-            Field(description="Not needed (the server follows the job). A public URL TTAPI "
-                  "POSTs to when the job ends, instead of the server's own."),
+            Field(description="A public URL TTAPI POSTs to when the job ends; not needed (the "
+                  "server follows the job)."),
         ] = None,
         wait: Annotated[
             bool,
@@ -326,13 +348,19 @@ def register_tools(server: MCPServer) -> None:
             Field(description="gpt-image-2-plus only: WIDTHxHEIGHT, e.g. '3840x2160'; an "
                   "invalid size is refused with the nearest valid one."),
         ] = None,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:
         from ttapi_mcp.service import submit_gpt4o
 
         return await _run(
             ctx, None,
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p,
-                                         model=model, aspect_ratio=aspect_ratio, size=size),
+                                         model=model, aspect_ratio=aspect_ratio, size=size,
+                                         confirmed=confirmed_quota(
+                                             s.settings, "gpt4o_image",
+                                             {"model": model, "size": size},
+                                             confirmation, confirm_cost)),
         )
 
     @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS,

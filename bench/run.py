@@ -85,8 +85,8 @@ async def _first(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float
 
 
 FIGURES: list[tuple[str, Figure]] = [
-    ("context size", _context), ("first call", _first),
-    ("cold start", _startup), ("call overhead", _calls), ("concurrency", _conc),
+    ("cold start", _startup), ("context size", _context), ("first call", _first),
+    ("call overhead", _calls), ("concurrency", _conc),
     ("memory", _memory), ("store scale", _store), ("preview cost", _preview),
     ("crossproc collection", _crossproc),
     ("sheet size", _sheet), ("gallery page", _gallery),

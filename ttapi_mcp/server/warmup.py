@@ -43,9 +43,11 @@ def _start_preview_threads() -> None:
 
     from PIL import Image
 
-    from ttapi_mcp.previews import PREVIEW_THREADS, start_preview
+    from ttapi_mcp.previews import PREVIEW_THREADS, run_on_preview_threads, thumbnail_sync
 
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (90, 120, 200)).save(buf, format="PNG")
-    for future in [start_preview(buf.getvalue(), 32) for _ in range(PREVIEW_THREADS)]:
+    data = buf.getvalue()
+    for future in [run_on_preview_threads(thumbnail_sync, data, 32)
+                   for _ in range(PREVIEW_THREADS)]:
         future.result(timeout=10)

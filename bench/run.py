@@ -28,7 +28,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from fig_apps import gallery_page, result_size  # noqa: E402
 from fig_calls import call_overhead, preview_cost  # noqa: E402
 from fig_concurrency import concurrency  # noqa: E402
+from fig_context import context_size  # noqa: E402
 from fig_crossproc import crossproc  # noqa: E402
+from fig_first import first_call  # noqa: E402
 from fig_memory import memory  # noqa: E402
 from fig_startup import cold_start  # noqa: E402
 from fig_store import store_scale  # noqa: E402
@@ -74,8 +76,17 @@ async def _gallery(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, flo
     return await gallery_page(em, work, plan)
 
 
+async def _context(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:
+    return await context_size(em, work, plan)
+
+
+async def _first(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float]) -> list[Row]:
+    return await first_call(em, work, plan)
+
+
 FIGURES: list[tuple[str, Figure]] = [
-    ("cold start", _startup), ("call overhead", _calls), ("concurrency", _conc),
+    ("cold start", _startup), ("context size", _context), ("first call", _first),
+    ("call overhead", _calls), ("concurrency", _conc),
     ("memory", _memory), ("store scale", _store), ("preview cost", _preview),
     ("crossproc collection", _crossproc),
     ("sheet size", _sheet), ("gallery page", _gallery),
@@ -136,8 +147,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run one figure: cold, call, concurrency, memory, store, preview, "
-                        "crossproc, sheet, gallery")
+                        help="run one figure: context, first, cold, call, concurrency, memory, "
+                        "store, preview, crossproc, sheet, gallery")
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
                         help="also write the table as Markdown (default bench/RESULTS.md); "
                         "the file's sections (from its first '## ' heading on) are kept")

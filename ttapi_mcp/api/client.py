@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
@@ -89,13 +90,20 @@ class TTAPIClient(JobCallsMixin):
         self._retry = retry
         self._transport = transport
         self._client: httpx2.AsyncClient | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def prepare_tls(self) -> None:
+        """Load the TLS trust store now (0.1-0.2 s of blocking work), meant for a worker
+        thread while the server waits for its first call (see server/warmup.py)."""
+        if self._client is None and self._tls is None:
+            self._tls = httpx2.create_ssl_context()
 
     @property
     def _http(self) -> httpx2.AsyncClient:
         """The connection pool, built on first use.
 
-        Building it loads the TLS trust store (0.1-0.2 s), which would otherwise delay every
-        server start; the first image call takes seconds upstream anyway.
+        Building it loads the TLS trust store (0.1-0.2 s) unless :meth:`prepare_tls` did,
+        which would otherwise delay every server start.
         """
         if self._client is None:
             self._client = httpx2.AsyncClient(
@@ -103,6 +111,7 @@ class TTAPIClient(JobCallsMixin):
                 headers={"Accept": "application/json", "User-Agent": "ttapi-mcp"},
                 transport=self._transport,
                 follow_redirects=False,
+                verify=self._tls if self._tls is not None else True,
             )
         return self._client
 

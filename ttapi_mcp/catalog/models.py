@@ -75,13 +75,13 @@ def _gpt(name: str, *, beyond: bool, fidelity: bool = True, free_size: bool = Fa
 MODELS: dict[str, ModelSpec] = {
     "gpt-image-1": _gpt(
         "gpt-image-1", beyond=False,
-        notes="Best quality; slow at high quality (up to minutes). Always returns base64.",
+        notes="Best quality; slow at high quality (minutes).",
     ),
     "gpt-image-1.5": _gpt("gpt-image-1.5", beyond=False, notes="As gpt-image-1."),
     "gpt-image-2": _gpt(
         "gpt-image-2", beyond=False, free_size=True, fidelity=False, transparent=False,
-        notes="Newest; size is 'auto' or " + RULE_TEXT + ". No transparent background, no "
-        "input_fidelity.",
+        notes="Newest; any size WIDTHxHEIGHT in multiples of 16 up to 3840 px; no "
+        "transparency.",
     ),
     "dall-e-2": ModelSpec(
         name="dall-e-2",
@@ -100,7 +100,7 @@ MODELS: dict[str, ModelSpec] = {
         edit_formats=("png",),
         edit_max_bytes=4 * MIB,
         edit_square_png=True,
-        notes="Cheap and fast; edits take exactly one square PNG under 4 MiB.",
+        notes="Cheap and fast; edits one square PNG under 4 MiB.",
     ),
     "dall-e-3": ModelSpec(
         name="dall-e-3",
@@ -114,7 +114,7 @@ MODELS: dict[str, ModelSpec] = {
         qualities=("auto", "standard", "hd"),
         generate_options=frozenset({"style", "response_format"}),
         response_formats=("url", "b64_json"),
-        notes="Follows prompts closely and returns a revised_prompt; n must be 1; cannot edit.",
+        notes="Follows prompts closely; n=1; cannot edit.",
         values={"style": ("vivid", "natural")},
     ),
 }
@@ -145,7 +145,7 @@ def catalog_as_json() -> dict[str, Any]:
             "generate": {
                 "prompt_max_chars": spec.generate_prompt_max,
                 "n": [1, spec.n_max],
-                "sizes": list(spec.sizes) if spec.sizes else "auto or WxH (see notes)",
+                "sizes": list(spec.sizes) if spec.sizes else f"auto or {RULE_TEXT}",
                 "default_size": spec.default_size,
                 "qualities": list(spec.qualities),
                 "options": _options_json(spec, spec.generate_options),

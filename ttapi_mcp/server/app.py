@@ -46,6 +46,7 @@ from .resources import (
     register_resources,
     usage_json,
 )
+from .schemas import compact_tool_schemas
 from .startup import Startup, services_of
 from .strictargs import check_arguments, forbid_extra_in_schema
 from .tools import register_tools
@@ -170,6 +171,8 @@ class TTAPIServer(MCPServer[Startup]):
             from ttapi_mcp.service.runner import JobRunner
             from ttapi_mcp.store import ImageStore
 
+            from .warmup import warm_up
+
             store = ImageStore(settings.output_dir, settings.store_path,
                                lease_seconds=settings.lease_seconds)
             async with store:
@@ -189,6 +192,7 @@ class TTAPIServer(MCPServer[Startup]):
                             await recover_jobs(services)
                         join_peers(services, tg)  # leases, phases, the periodic sweep
                         startup.set(services)
+                        tg.start_soon(anyio.to_thread.run_sync, warm_up, client)
                         try:
                             await anyio.sleep_forever()
                         finally:
@@ -259,6 +263,7 @@ def build_server(settings: Settings) -> TTAPIServer:
     """The complete server for ``settings`` (no I/O until a transport starts it)."""
     server = TTAPIServer(settings)
     register_tools(server)
+    compact_tool_schemas(server._tool_manager.list_tools())
     forbid_extra_in_schema(server._tool_manager.list_tools())
     register_resources(server)
     register_account(server)

@@ -41,136 +41,114 @@ EditModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2"]
 Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
 
 
+def _specs(edit: bool) -> list[Any]:
+    return [spec for spec in MODELS.values() if not edit or spec.edit_prompt_max is not None]
+
+
 def _model_lines(edit: bool) -> str:
-    lines = []
-    for spec in MODELS.values():
-        if edit and spec.edit_prompt_max is None:
-            continue
-        limit = spec.edit_prompt_max if edit else spec.generate_prompt_max
-        lines.append(f"{spec.name}: {spec.notes} Prompt up to {limit} characters.")
-    return " ".join(lines)
+    return " ".join(f"{spec.name}: {spec.notes}" for spec in _specs(edit))
+
+
+def _per_model(values: dict[str, str]) -> str:
+    """'a, b: X; c: Y': models that allow the same values are named together."""
+    grouped: dict[str, list[str]] = {}
+    for name, allowed in values.items():
+        grouped.setdefault(allowed, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {allowed}" for allowed, names in grouped.items())
 
 
 def _sizes_text(edit: bool) -> str:
-    parts = []
-    for spec in MODELS.values():
-        if edit and spec.edit_prompt_max is None:
-            continue
-        sizes = ", ".join(spec.sizes) if spec.sizes else "auto or WIDTHxHEIGHT (see model notes)"
-        parts.append(f"{spec.name}: {sizes} (default {spec.default_size})")
-    return "; ".join(parts)
+    return _per_model({spec.name: ", ".join(spec.sizes) if spec.sizes else "any valid WxH"
+                       for spec in _specs(edit)})
 
 
 def _qualities_text(edit: bool) -> str:
-    parts = []
-    for spec in MODELS.values():
-        if edit and spec.edit_prompt_max is None:
-            continue
-        parts.append(f"{spec.name}: {', '.join(spec.qualities)}")
-    return "; ".join(parts)
+    return _per_model({spec.name: ", ".join(spec.qualities) for spec in _specs(edit)})
 
 
-GPT_ONLY = "Only for gpt-image-* models; leave unset for DALL-E."
+# Descriptions say what a model needs to choose well; the exact rules are enforced, and a
+# wrong value gets one error listing every problem and what is allowed (nothing billed).
+GPT_ONLY = "gpt-image-* only."
 PREVIEW_DESC = (
-    "Inline preview in the result: 'sheet' (one labelled grid of all images, each marked "
-    "with its index; a single image is a thumbnail; the usual default), 'thumbnail' (one "
-    "small JPEG per image, WebP if transparent), 'full' (the whole images inline; large), "
-    "or 'none'. "
-    "The saved file and its ttapi://images/{id} resource link are always returned."
+    "Inline: 'sheet' (one numbered grid; default), 'thumbnail' (one small image each), "
+    "'full' or 'none'. The path and link always come."
 )
 
 PromptArg = Annotated[
     str,
-    Field(description="What to draw, in any language. Be concrete: subject, setting, style, "
-          "lighting, composition, any text to render (in quotes)."),
+    Field(description="What to draw, any language: subject, setting, style, lighting, text "
+          "in quotes."),
 ]
 NArg = Annotated[
     int | None,
-    Field(ge=1, le=10, description="Number of images, 1-10 (default 1). dall-e-3 accepts only 1."),
+    Field(ge=1, le=10, description="Images, default 1 (dall-e-3: only 1)."),
 ]
 OutputFormatArg = Annotated[
     Literal["png", "jpeg", "webp"] | None,
-    Field(description=f"File format of the result (default png). {GPT_ONLY}"),
+    Field(description=f"Default png. {GPT_ONLY}"),
 ]
 CompressionArg = Annotated[
     int | None,
-    Field(ge=0, le=100, description="Compression 0-100 for jpeg/webp (default 100); a value "
-          f"below 100 needs output_format 'jpeg' or 'webp'. {GPT_ONLY}"),
+    Field(ge=0, le=100, description=f"For jpeg or webp (default 100). {GPT_ONLY}"),
 ]
 BackgroundArg = Annotated[
     Literal["transparent", "opaque", "auto"] | None,
-    Field(description="Background (default auto). 'transparent' needs output_format png or "
-          f"webp, and is not available on gpt-image-2. {GPT_ONLY}"),
+    Field(description="Default auto; transparent needs png or webp (not gpt-image-2). "
+          f"{GPT_ONLY}"),
+]
+ModerationArg = Annotated[
+    Literal["low", "auto"] | None,
+    Field(description=f"Default auto. {GPT_ONLY}"),
 ]
 PreviewArg = Annotated[PreviewMode | None, Field(description=PREVIEW_DESC)]
 PartialsArg = Annotated[
     int | None,
-    Field(ge=0, le=3, description="Partial images per image, 0-3 (default from the server "
-          "configuration, normally 0): the answer is streamed and each partial is saved at "
-          "once as a preview file (announced in a progress note with its path and "
-          "ttapi://partials/ URI). Each partial costs extra output tokens (about 100). "
-          f"{GPT_ONLY}"),
+    Field(ge=0, le=3, description="Partial images per image (default 0), streamed and saved "
+          f"as previews; about 100 output tokens each. {GPT_ONLY}"),
 ]
 WaitArg = Annotated[
     bool,
-    Field(description="Wait for the images within the server's wait budget (default true, "
-          "about 50 s, sending progress). If the work takes longer, or with false, the "
-          "answer is status 'pending' with a job_id: the work goes on and its images are "
-          "saved; call fetch_job(job_id, wait=true) to collect them. Do not repeat the call."),
+    Field(description="Wait up to about 50 s. If still running, or false: 'pending' with a "
+          "job_id; the work goes on, collect it with fetch_job, do not repeat the call."),
 ]
 DedupeArg = Annotated[
     bool,
-    Field(description="true (default): if an identical call (same arguments, same input "
-          "images) is still running, wait for it instead of paying again. false: always "
-          "make a new, separately billed request (e.g. for another variation)."),
+    Field(description="Join an identical running call instead of paying again; false: a "
+          "new, billed variation."),
 ]
 ConfirmCostArg = Annotated[
     float | None,
     BeforeValidator(confirm_cost_number),
-    Field(description="Only after the server refused a call for lack of confirmation: the "
-          "estimated quota the user agreed to spend (as quoted in the refusal). A value below "
-          "the current estimate is refused the same way. Leave unset otherwise."),
+    Field(description="Only after a refusal asking for it: the quota the user agreed to."),
 ]
 Confirmation = ElicitationResult[ConfirmSpend]
 
 COST_NOTE = (
-    " Before sending, the server estimates the call's cost (quota; 1 USD = 100 quota) and "
-    "reports it in progress and in the result's cost; it refuses calls beyond its budgets "
-    "and may ask the user to confirm expensive ones (see confirm_cost)."
+    " Costs money: estimated first (quota, 1 USD = 100) and reported; over budget is refused, "
+    "costly calls may need confirmation (confirm_cost)."
 )
+SAVED = ("Each image is saved at once; the result gives its path, a ttapi://images/{id} link "
+         "(an edit_image input) and a preview.")
 GENERATE_DESC = (
-    "Create new images from a text prompt with an OpenAI image model through TTAPI. Costs "
-    "money per image. Each image is saved to the server's output folder at once; the result "
-    "gives its absolute path, a ttapi://images/{id} resource link (usable as an edit_image "
-    "input) and a small preview." + COST_NOTE + " Models: " + _model_lines(edit=False)
+    "Create images from a text prompt with OpenAI image models via TTAPI. "
+    f"{SAVED}{COST_NOTE} Models: " + _model_lines(edit=False)
 )
 EDIT_DESC = (
-    "Edit or combine existing images with a prompt (inpainting with a mask, restyling, "
-    "compositing several references). Costs money per image. Inputs may be file paths inside "
-    "the allowed folders, ttapi://images/{id} URIs of earlier results, data:image/...;base64 "
-    "URIs, or http(s) URLs. Results are saved like generate_image's." + COST_NOTE
-    + " Models: " + _model_lines(edit=True)
+    "Edit or combine images with a prompt (mask inpainting, restyling, compositing). "
+    f"{SAVED}{COST_NOTE} Models: " + _model_lines(edit=True)
 )
 GPT4O_DESC = (
-    "Create one image as an asynchronous TTAPI job: GPT-4o image (default) or, with model, "
-    "gpt-image-1, gpt-image-1.5, gpt-image-2 (with aspect_ratio) or gpt-image-2-plus (with "
-    "a large custom size, up to 3840 px). Prefer it over generate_image for reference images "
-    "given by URL, aspect ratios, very large sizes, or when a job that is collected later "
-    "suits better than one long call; use generate_image for several images, exact options "
-    "(quality, format, transparency) or editing. The job is recorded before this returns. "
-    "With wait=true it waits up to the server's wait budget (about 50 s) sending progress; "
-    "if the job is still running it answers status 'pending' with the job_id and the exact "
-    "fetch_job call to make next." + COST_NOTE
+    "One image as an asynchronous TTAPI job: gpt-4o-image (default), gpt-image-1, -1.5, -2 "
+    "(aspect_ratio) or -2-plus (up to 3840 px). Suits reference images by URL, aspect ratios, "
+    "very large sizes; generate_image suits several images, exact options, edits. If still "
+    "running after the wait: 'pending' with the fetch_job call." + COST_NOTE
 )
 JobModel = Literal["gpt-4o-image", "gpt-image-1", "gpt-image-1.5", "gpt-image-2",
                    "gpt-image-2-plus"]
 FETCH_DESC = (
-    "Collect a job whose call answered 'pending': a generate_image/edit_image job of this "
-    "server, or of another server on the same store ('local-...'), or a gpt4o_image job "
-    "(UUID, either route). Returns the saved images when done, the reason when it failed, "
-    "or 'pending' again; with wait=true it waits up to the wait budget first. Images are "
-    "downloaded and saved only once: later calls return the saved files. Works for any job "
-    "id TTAPI knows on either job route, including jobs submitted elsewhere."
+    "Collect a job that answered 'pending' (any of the image tools, this server or another "
+    "on the same store, or any TTAPI job id): its saved images, why it failed, or 'pending' "
+    "again. Images are saved once; later calls return the same files."
 )
 
 WRITES = ToolAnnotations(
@@ -200,7 +178,6 @@ async def _run(
     action: Callable[[Services, ProgressFn, int | None], Awaitable[ImageToolResult]],
 ) -> CallToolResult:
     """Run ``action`` with the thumbnail edge it should prepare while saving (or None)."""
-    from ttapi_mcp.install.hints import missing_key_message
     from ttapi_mcp.service import ServiceError
     from ttapi_mcp.service.common import MissingKeyError
 
@@ -211,6 +188,8 @@ async def _run(
     try:
         result = await action(services, progress_of(ctx), edge)
     except MissingKeyError:
+        from ttapi_mcp.install.hints import missing_key_message  # loads the installer's tables
+
         raise ToolError(missing_key_message(client_name(ctx))) from None
     except ServiceError as exc:
         raise ToolError(str(exc)) from None
@@ -233,35 +212,28 @@ def register_tools(server: MCPServer) -> None:
         prompt: PromptArg,
         model: Annotated[
             GenerateModel | None,
-            Field(description="Image model (default from the server configuration, normally "
-                  "gpt-image-1)."),
+            Field(description="Default: the server's (normally gpt-image-1)."),
         ] = None,
         n: NArg = None,
         size: Annotated[
             str | None,
-            Field(description="Image size, exact string 'WIDTHxHEIGHT' or 'auto'. Per model: "
-                  + _sizes_text(edit=False) + "."),
+            Field(description="WIDTHxHEIGHT or auto. " + _sizes_text(edit=False) + "."),
         ] = None,
         quality: Annotated[
             Quality | None,
-            Field(description="Quality per model: " + _qualities_text(edit=False)
-                  + ". Higher is slower and costs more."),
+            Field(description=_qualities_text(edit=False) + ". Higher costs more."),
         ] = None,
         style: Annotated[
             Literal["vivid", "natural"] | None,
-            Field(description="dall-e-3 only: 'vivid' (default, dramatic) or 'natural'."),
+            Field(description="dall-e-3 only (default vivid)."),
         ] = None,
         background: BackgroundArg = None,
         output_format: OutputFormatArg = None,
         output_compression: CompressionArg = None,
-        moderation: Annotated[
-            Literal["low", "auto"] | None,
-            Field(description=f"Content moderation strictness (default auto). {GPT_ONLY}"),
-        ] = None,
+        moderation: ModerationArg = None,
         response_format: Annotated[
             Literal["url", "b64_json"] | None,
-            Field(description="DALL-E only: how TTAPI returns the image ('url', default, or "
-                  "'b64_json'); the image is saved either way. Leave unset for gpt-image-*."),
+            Field(description="DALL-E only (default url); saved either way."),
         ] = None,
         partial_images: PartialsArg = None,
         preview: PreviewArg = None,
@@ -290,45 +262,35 @@ def register_tools(server: MCPServer) -> None:
         images: Annotated[
             list[str],
             Field(min_length=1, max_length=16, description=(
-                "1-16 input images (gpt-image-*: PNG, JPEG or WebP, each under 25 MiB; "
-                "dall-e-2: exactly one square PNG under 4 MiB). Each is a file path inside the "
-                "allowed folders, a ttapi://images/{id} URI of an earlier result, a "
-                "data:image/...;base64 URI, or an http(s) URL.")),
+                "PNG, JPEG or WebP (dall-e-2: one square PNG): paths in the allowed folders, "
+                "ttapi://images/{id} or data: URIs, http(s) URLs.")),
         ],
         mask: Annotated[
             str | None,
-            Field(description="Optional mask for the first image, same reference forms: a PNG "
-                  "under 4 MiB with alpha, the same size as the first image; fully transparent "
-                  "pixels mark the area to change."),
+            Field(description="PNG with alpha, the first image's size; transparent pixels "
+                  "mark what to change."),
         ] = None,
         model: Annotated[
             EditModel | None,
-            Field(description="Image model (default from the server configuration, normally "
-                  "gpt-image-1). dall-e-3 cannot edit."),
+            Field(description="Default: the server's (normally gpt-image-1)."),
         ] = None,
         n: NArg = None,
         size: Annotated[
             str | None,
-            Field(description="Output size, exact string. Per model: "
-                  + _sizes_text(edit=True) + "."),
+            Field(description="WIDTHxHEIGHT or auto. " + _sizes_text(edit=True) + "."),
         ] = None,
         quality: Annotated[
             Quality | None,
-            Field(description="Quality per model: " + _qualities_text(edit=True) + "."),
+            Field(description=_qualities_text(edit=True) + "."),
         ] = None,
         background: BackgroundArg = None,
         output_format: OutputFormatArg = None,
         output_compression: CompressionArg = None,
         input_fidelity: Annotated[
             Literal["high", "low"] | None,
-            Field(description="How closely to keep the input's details such as faces and logos "
-                  "(default low). gpt-image-1 and gpt-image-1.5 only (not gpt-image-2, not "
-                  "dall-e-2)."),
+            Field(description="Keep faces and details (default low). gpt-image-1, -1.5 only."),
         ] = None,
-        moderation: Annotated[
-            Literal["low", "auto"] | None,
-            Field(description=f"Content moderation strictness (default auto). {GPT_ONLY}"),
-        ] = None,
+        moderation: ModerationArg = None,
         partial_images: PartialsArg = None,
         preview: PreviewArg = None,
         wait: WaitArg = True,
@@ -355,42 +317,36 @@ def register_tools(server: MCPServer) -> None:
         ctx: Context,
         prompt: Annotated[
             str,
-            Field(description="What to draw, any language, up to 32000 characters. Start with "
-                  "an explicit drawing verb, e.g. 'draw a ...'."),
+            Field(description="What to draw, any language. Start with a drawing verb: "
+                  "'draw a ...'."),
         ],
         refer_images: Annotated[
             list[str] | None,
-            Field(max_length=16, description="Up to 16 public http(s) URLs of reference "
-                  "images; TTAPI downloads them itself, so local files and data URIs do not "
-                  "work here."),
+            Field(max_length=16, description="Public http(s) URLs of reference images (TTAPI "
+                  "downloads them: no files or data URIs)."),
         ] = None,
         hook_url: Annotated[
             str | None,
-            Field(description="Optional public http(s) URL that TTAPI notifies (POST, JSON) "
-                  "when the job ends. Not needed: this server polls (and, when configured "
-                  "with a public_base_url, gives TTAPI its own hook). If given, yours is "
-                  "used instead of the server's own."),
+            Field(description="A public URL TTAPI POSTs to when the job ends; not needed (the "
+                  "server follows the job)."),
         ] = None,
         wait: Annotated[
             bool,
-            Field(description="Wait for the image within the server's wait budget (default "
-                  "true). false: return the job id at once and call fetch_job later."),
+            Field(description="Wait up to the server's budget; false: return the job id at "
+                  "once, collect it with fetch_job."),
         ] = True,
         model: Annotated[
             JobModel | None,
-            Field(description="Job model (default gpt-4o-image, on the 4o-image route). "
-                  "gpt-image-1, gpt-image-1.5, gpt-image-2 and gpt-image-2-plus run on "
-                  "TTAPI's async GPT route."),
+            Field(description="Default gpt-4o-image."),
         ] = None,
         aspect_ratio: Annotated[
             Literal["1:1", "3:4", "4:3", "16:9", "9:16"] | None,
-            Field(description="gpt-image-2 only: the shape of the image."),
+            Field(description="gpt-image-2 only."),
         ] = None,
         size: Annotated[
             str | None,
-            Field(description="gpt-image-2-plus only: WIDTHxHEIGHT, both sides multiples of "
-                  "16, long side <= 3840, long/short <= 3, 655,360 to 8,294,400 pixels (e.g. "
-                  "'3840x2160'). An invalid size is refused with the nearest valid one."),
+            Field(description="gpt-image-2-plus only: WIDTHxHEIGHT, e.g. '3840x2160'; an "
+                  "invalid size is refused with the nearest valid one."),
         ] = None,
         confirm_cost: ConfirmCostArg = None,
         confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
@@ -413,14 +369,12 @@ def register_tools(server: MCPServer) -> None:
         ctx: Context,
         job_id: Annotated[
             str,
-            Field(description="The job_id of a pending result: 'local-...' for "
-                  "generate_image/edit_image jobs of this server, a UUID for gpt4o_image "
-                  "jobs."),
+            Field(description="The job_id of a 'pending' result."),
         ],
         wait: Annotated[
             bool,
-            Field(description="If the job is still running, wait for it within the server's "
-                  "wait budget (default false: answer at once)."),
+            Field(description="Wait up to the server's budget if still running (default: "
+                  "answer at once)."),
         ] = False,
     ) -> Output:
         from ttapi_mcp.service import fetch_job

@@ -68,8 +68,8 @@ class ImageToolResult(BaseModel):
 
     status: Status = Field(
         description=(
-            "completed: all images saved; partial: some images missing (see missing); "
-            "pending: job still running, call next_call; failed: the job failed (see message)."
+            "completed; partial: some missing (see missing); pending: still running, call "
+            "next_call; failed: see message."
         )
     )
     model: str

@@ -124,6 +124,11 @@ DedupeArg = Annotated[
           "images) is still running, wait for it instead of paying again. false: always "
           "make a new, separately billed request (e.g. for another variation)."),
 ]
+Gpt4oDedupeArg = Annotated[
+    bool,
+    Field(description="true (default): if an identical job is unfinished, attach to it "
+          "instead of paying again. false: always submit a new, separately billed job."),
+]
 ConfirmCostArg = Annotated[
     float | None,
     BeforeValidator(confirm_cost_number),
@@ -392,6 +397,7 @@ def register_tools(server: MCPServer) -> None:
                   "16, long side <= 3840, long/short <= 3, 655,360 to 8,294,400 pixels (e.g. "
                   "'3840x2160'). An invalid size is refused with the nearest valid one."),
         ] = None,
+        dedupe: Gpt4oDedupeArg = True,
         confirm_cost: ConfirmCostArg = None,
         confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:
@@ -401,6 +407,7 @@ def register_tools(server: MCPServer) -> None:
             ctx, None,
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p,
                                          model=model, aspect_ratio=aspect_ratio, size=size,
+                                         dedupe=dedupe,
                                          confirmed=confirmed_quota(
                                              s.settings, "gpt4o_image",
                                              {"model": model, "size": size},

@@ -181,3 +181,17 @@ async def test_identical_calls_in_two_server_processes_pay_once(
     assert len(emulator.api_requests("download")) == 1
     assert rows(tmp_path / "db.sqlite3", "SELECT COUNT(*) FROM ledger") == [(1,)]
     assert_store_whole(tmp_path)
+
+
+async def test_a_job_whose_download_failed_is_not_attached_to(
+    server_settings: Any, emulator: Emulator
+) -> None:
+    emulator.add_fault(Fault(route="download", kind="expired_url"))
+    args = {"prompt": "draw a fox behind an expired link"}
+    async with mcp_client(server_settings) as client:
+        lost = await client.call_tool("gpt4o_image", args)
+        again = await client.call_tool("gpt4o_image", args)
+    assert lost.is_error and "re-run" in str(lost.content)
+    assert not again.is_error, again.content
+    assert again.structured_content["status"] == "completed"
+    assert len(emulator.api_requests("E4")) == 2  # the re-run its error advised is a new job

@@ -9,9 +9,10 @@ SQL semantics (to port to another backend), all in one ``BEGIN IMMEDIATE`` trans
 (PostgreSQL: one transaction with ``SELECT ... FOR UPDATE`` on the claim, or
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE lease expired``):
 
-1. an open job with the key (``jobs.dedupe_key``; open = the ``OPEN`` expression of
-   :mod:`.leases`, status not FAILED), or one with status ``SUCCESS`` updated at or
-   after ``since``: answer ``("job", its job_id)``;
+1. a job of kind 4o/gpt with the key (``jobs.dedupe_key``) that is unfinished
+   (:data:`UNFINISHED`), or done upstream and being downloaded by a live collector
+   (:data:`DOWNLOADING`, ``collector_until`` ahead), or saved (``SUCCESS``) at or after
+   ``since``: answer ``("job", its job_id)``, the newest;
 2. else a claim row with the key whose ``lease_until`` (database clock) is still ahead:
    answer ``("wait", None)``;
 3. else insert (or replace the expired) claim with a fresh token and
@@ -28,7 +29,13 @@ import time
 
 from ..filenames import new_short_id
 from .db import Database
-from .leases import NOW, OPEN, Owner
+from .leases import NOW, Owner
+
+UNFINISHED = "(finished_at IS NULL AND status NOT IN ('SUCCESS', 'FAILED'))"
+"""Upstream job still running (whoever watches it, or nobody yet)."""
+DOWNLOADING = "(status = 'SUCCESS' AND image_ids = '[]')"
+"""Done upstream, image not saved: attached to only while a collector is at it (a job
+whose download failed is not, so a re-run is a new job, as its error advises)."""
 
 
 class SubmitClaimsMixin:
@@ -43,10 +50,10 @@ class SubmitClaimsMixin:
         """``("job", job_id)`` to attach to, ``("wait", None)`` while an identical submit
         is under way, or ``("claimed", token)``: this caller submits (see module doc)."""
         job_sql = (
-            "SELECT job_id FROM jobs WHERE dedupe_key = ? AND kind IN ('4o', 'gpt')"
-            f" AND ((status != 'FAILED' AND {OPEN})"
-            " OR (status = 'SUCCESS' AND COALESCE(finished_at, updated_at) >= ?))"
-            " ORDER BY created_at DESC LIMIT 1"
+            "SELECT job_id FROM jobs WHERE dedupe_key = ? AND kind IN ('4o', 'gpt') AND ("
+            f" {UNFINISHED} OR ({DOWNLOADING} AND collector_until > {NOW})"
+            " OR (status = 'SUCCESS' AND image_ids != '[]'"
+            " AND COALESCE(finished_at, updated_at) >= ?)) ORDER BY created_at DESC LIMIT 1"
         )
         claim_sql = f"SELECT token FROM submit_claims WHERE dedupe_key = ? AND lease_until > {NOW}"
         insert = (

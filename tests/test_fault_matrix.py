@@ -233,7 +233,10 @@ class Caller:
                 args["quality"] = "low"
             return await self.client.call_tool("edit_image", args)
         if tool == "gpt4o_image":
-            return await self.client.call_tool("gpt4o_image", {"prompt": "draw a fault fox"})
+            # dedupe=false: each row's call is its own submit (a still-running job of the
+            # row before would otherwise be attached to)
+            return await self.client.call_tool("gpt4o_image", {"prompt": "draw a fault fox",
+                                                               "dedupe": False})
         assert job_id is not None
         return await self.client.call_tool("fetch_job", {"job_id": job_id, "wait": True})
 

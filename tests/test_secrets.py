@@ -305,6 +305,9 @@ async def test_canary_key_never_reaches_another_server_through_the_shared_store(
             local = await a.call_tool("generate_image", {"prompt": "x", "model": "dall-e-2",
                                                          "size": "256x256", "wait": False})
             job = await a.call_tool("gpt4o_image", {"prompt": "draw x", "wait": False})
+            attached = await b.call_tool("gpt4o_image", {"prompt": "draw x", "wait": False})
+            assert attached.structured_content["job_id"] == job.structured_content["job_id"]
+            seen.append(str(attached.content) + str(attached.structured_content))
             emulator.add_fault(Fault(route="E5", status=400, message=f"bad key {CANARY}",
                                      code=CANARY))
             for submitted in (local, job):

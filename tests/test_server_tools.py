@@ -49,7 +49,7 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
                        "moderation", "partial_images", "preview", "wait", "dedupe",
                        "confirm_cost"},
         "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "model", "aspect_ratio",
-                        "size", "confirm_cost"},
+                        "size", "dedupe", "confirm_cost"},
         "fetch_job": {"job_id", "wait"},
     }
     for name, tool in tools.items():

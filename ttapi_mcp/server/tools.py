@@ -116,6 +116,11 @@ DedupeArg = Annotated[
     Field(description="Join an identical running call instead of paying again; false: a "
           "new, billed variation."),
 ]
+Gpt4oDedupeArg = Annotated[
+    bool,
+    Field(description="true (default): if an identical job is unfinished, attach to it "
+          "instead of paying again. false: always submit a new, separately billed job."),
+]
 ConfirmCostArg = Annotated[
     float | None,
     BeforeValidator(confirm_cost_number),
@@ -348,6 +353,7 @@ def register_tools(server: MCPServer) -> None:
             Field(description="gpt-image-2-plus only: WIDTHxHEIGHT, e.g. '3840x2160'; an "
                   "invalid size is refused with the nearest valid one."),
         ] = None,
+        dedupe: Gpt4oDedupeArg = True,
         confirm_cost: ConfirmCostArg = None,
         confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:
@@ -357,6 +363,7 @@ def register_tools(server: MCPServer) -> None:
             ctx, None,
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p,
                                          model=model, aspect_ratio=aspect_ratio, size=size,
+                                         dedupe=dedupe,
                                          confirmed=confirmed_quota(
                                              s.settings, "gpt4o_image",
                                              {"model": model, "size": size},

@@ -19,7 +19,7 @@ from ttapi_mcp.api import TTAPIError
 from ttapi_mcp.catalog.asyncjobs import MODEL_4O, validate_async_job
 from ttapi_mcp.store import JobRecord
 
-from . import money
+from . import dedupe4o, money
 from .collect4o import (
     UnknownJobError,
     check_once,
@@ -28,6 +28,7 @@ from .collect4o import (
     watch_4o,
 )
 from .common import ProgressFn, ServiceError, Services, no_progress, upstream_error
+from .dedupe import call_key
 from .hooks import bind_hook, new_hook
 from .jobroutes import route_of_kind, route_of_params
 from .localjobs import fetch_local
@@ -80,8 +81,12 @@ async def submit_gpt4o(
     aspect_ratio: str | None = None,
     size: str | None = None,
     confirmed: float | None = None,
+    dedupe: bool = True,
 ) -> ImageToolResult:
     """Submit a job, record it at once, watch it in the background, wait (if asked).
+
+    With ``dedupe``, an identical call attaches to the job it already has (see
+    :mod:`.dedupe4o`): nothing is submitted or reserved for it.
 
     ``model`` other than gpt-4o-image goes to the async GPT route (§11.6), with the same
     recording, watching, hooks and recovery; its kind ("gpt") is kept in the job row.
@@ -97,6 +102,37 @@ async def submit_gpt4o(
     if problems:
         head = "The job was not submitted (nothing was billed):"
         raise ServiceError("\n".join([head, *problems]))
+    key = call_key("gpt4o_image", dedupe4o.key_args(
+        {"prompt": prompt, "refer_images": refs or None, "hook_url": hook_url,
+         "model": model or MODEL_4O, "aspect_ratio": aspect_ratio, "size": size}))
+    token = None
+    if dedupe:
+        existing, token = await dedupe4o.attach_or_claim(services, key)
+        if existing is not None:
+            return await _attach(services, existing, wait, progress)
+    try:
+        return await _submit(services, prompt, refs, hook_url, wait, progress, model=model,
+                             aspect_ratio=aspect_ratio, size=size, confirmed=confirmed,
+                             key=key if dedupe else None)
+    finally:
+        await dedupe4o.release(services, token)
+
+
+async def _attach(
+    services: Services, job_id: str, wait: bool, progress: ProgressFn
+) -> ImageToolResult:
+    """An identical call's job, as fetch_job answers for it (waiting, if asked)."""
+    result = await fetch_job(services, job_id, wait=wait, progress=progress)
+    note = dedupe4o.attached_note(job_id)
+    result.message = f"{note} {result.message}" if result.message else note
+    return result
+
+
+async def _submit(
+    services: Services, prompt: str, refs: list[str], hook_url: str | None, wait: bool,
+    progress: ProgressFn, *, model: str | None, aspect_ratio: str | None, size: str | None,
+    confirmed: float | None, key: str | None,
+) -> ImageToolResult:
     settings = services.settings
     budget = settings.wait_budget_seconds if wait else 0.0
     async with ticking(progress, settings.progress_interval_seconds, budget) as ticker:
@@ -140,7 +176,7 @@ async def submit_gpt4o(
         with anyio.CancelScope(shield=True):
             await services.store.start_job(
                 job_id, route.kind, prompt, "SUBMITTED", request_args=recorded,
-                phase="submitted to TTAPI",
+                phase="submitted to TTAPI", dedupe_key=key,
             )
             await services.store.finish_request(request_id, "pending")
         log.info("%s %s submitted", route.label, job_id)

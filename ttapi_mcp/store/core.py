@@ -48,6 +48,7 @@ from ..imagefacts import (
     sniff_file,
 )
 from . import files
+from .claims import SubmitClaimsMixin
 from .db import Database, dumps
 from .leases import LeasesMixin, Owner
 from .ledger import LedgerMixin
@@ -71,7 +72,7 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin):
+class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitClaimsMixin):
     """The output folder and its SQLite database. Use ``async with ImageStore(...)``.
 
     ``lease_seconds``: how long this process's claims on jobs last unless renewed

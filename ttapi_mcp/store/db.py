@@ -96,6 +96,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS ledger_created ON ledger(created_at);
     CREATE INDEX IF NOT EXISTS ledger_job ON ledger(job_id);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS submit_claims (
+        dedupe_key TEXT PRIMARY KEY, token TEXT NOT NULL, owner_id TEXT,
+        lease_until REAL NOT NULL, created_at REAL NOT NULL);
+    """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0
 """SQLite's own wait for a lock held by another process, per statement."""

@@ -70,8 +70,8 @@ def _qualities_text(edit: bool) -> str:
 # wrong value gets one error listing every problem and what is allowed (nothing billed).
 GPT_ONLY = "gpt-image-* only."
 PREVIEW_DESC = (
-    "Inline: 'sheet' (one numbered grid; default), 'thumbnail' (one small image each), "
-    "'full' or 'none'. The path and link always come."
+    "Inline: sheet (one numbered grid; default), thumbnail (one each), full or none; "
+    "paths and links always come."
 )
 
 PromptArg = Annotated[
@@ -108,18 +108,13 @@ PartialsArg = Annotated[
 ]
 WaitArg = Annotated[
     bool,
-    Field(description="Wait up to about 50 s. If still running, or false: 'pending' with a "
-          "job_id; the work goes on, collect it with fetch_job, do not repeat the call."),
+    Field(description="Wait up to about 50 s; if still running (or false): 'pending' with a "
+          "job_id to collect with fetch_job; do not repeat the call."),
 ]
 DedupeArg = Annotated[
     bool,
     Field(description="Join an identical running call instead of paying again; false: a "
           "new, billed variation."),
-]
-Gpt4oDedupeArg = Annotated[
-    bool,
-    Field(description="true (default): if an identical job is unfinished, attach to it "
-          "instead of paying again. false: always submit a new, separately billed job."),
 ]
 ConfirmCostArg = Annotated[
     float | None,
@@ -129,8 +124,8 @@ ConfirmCostArg = Annotated[
 Confirmation = ElicitationResult[ConfirmSpend]
 
 COST_NOTE = (
-    " Costs money: estimated first (quota, 1 USD = 100) and reported; over budget is refused, "
-    "costly calls may need confirmation (confirm_cost)."
+    " Costs money: estimated first (1 USD = 100 quota); over budget is refused; costly calls "
+    "may need confirm_cost."
 )
 SAVED = ("Each image is saved at once; the result gives its path, a ttapi://images/{id} link "
          "(an edit_image input) and a preview.")
@@ -353,7 +348,7 @@ def register_tools(server: MCPServer) -> None:
             Field(description="gpt-image-2-plus only: WIDTHxHEIGHT, e.g. '3840x2160'; an "
                   "invalid size is refused with the nearest valid one."),
         ] = None,
-        dedupe: Gpt4oDedupeArg = True,
+        dedupe: DedupeArg = True,
         confirm_cost: ConfirmCostArg = None,
         confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:

@@ -71,17 +71,19 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 
 
 class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin):
-    """The output folder and its SQLite database. Use ``async with ImageStore(...)``.
+    """The output folder and its database. Use ``async with ImageStore(...)``.
 
     ``lease_seconds``: how long this process's claims on jobs last unless renewed
-    (see :mod:`.leases`).
+    (see :mod:`.leases`). ``database_url`` (``postgresql://...``) puts the records in
+    PostgreSQL instead of the SQLite file ``database_path`` (see :mod:`.pg`); the
+    partial previews still sit next to ``database_path``.
     """
 
     def __init__(self, output_dir: Path, database_path: Path, *,
-                 lease_seconds: float = 30.0) -> None:
+                 lease_seconds: float = 30.0, database_url: str | None = None) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.database_path = Path(database_path).expanduser().absolute()
-        self._db = Database(self.database_path)
+        self._db = Database(self.database_path) if not database_url else _pg(database_url)
         self.owner = Owner()
         self.lease_seconds = lease_seconds
 
@@ -325,6 +327,13 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin):
             return 0
         sql = f"DELETE FROM images WHERE id IN ({', '.join('?' * len(gone))})"
         return int(await self._db.run(lambda c: c.execute(sql, gone).rowcount))
+
+
+def _pg(url: str) -> Database:
+    """The PostgreSQL backend, imported only when configured (psycopg is heavy)."""
+    from .pg import PgDatabase
+
+    return PgDatabase(url)
 
 
 _ID_IN_NAME = re.compile(r"_([a-z0-9]{12})\.[a-z0-9]{1,8}$")

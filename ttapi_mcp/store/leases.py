@@ -208,15 +208,10 @@ class LeasesMixin:
         return JobRecord.from_row(row) if row else None
 
     def change_token(self) -> tuple[int, int]:
-        """A value that changes when any process commits (the WAL file's size and
-        modification time): read with one ``stat``, without a query or the database
-        thread, so a waiter can look often. A waiter still re-reads now and then, since a
-        file system with a coarse clock may show two commits as one."""
-        try:
-            info = os.stat(f"{self.database_path}-wal")
-        except OSError:
-            return (0, 0)
-        return (info.st_size, info.st_mtime_ns)
+        """A value that changes when any process commits, read without a query or the
+        database thread, so a waiter can look often. A waiter still re-reads now and
+        then, since a file system with a coarse clock may show two commits as one."""
+        return self._db.change_token()
 
     async def data_version(self) -> int:
         """A number that changes whenever another connection commits to the database:

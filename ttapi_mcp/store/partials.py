@@ -64,8 +64,12 @@ class PartialsMixin:
                                partial_index, final, facts.mime, len(data))
         row = (partial.partial_id, job_id, image_index, partial_index, str(final), facts.mime,
                len(data), time.time())
-        sql = ("INSERT OR REPLACE INTO partial_images (partial_id, job_id, image_index,"
-               " partial_index, path, mime, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sql = ("INSERT INTO partial_images (partial_id, job_id, image_index,"
+               " partial_index, path, mime, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT(partial_id) DO UPDATE SET job_id = excluded.job_id,"
+               " image_index = excluded.image_index, partial_index = excluded.partial_index,"
+               " path = excluded.path, mime = excluded.mime, bytes = excluded.bytes,"
+               " created_at = excluded.created_at")
         await self._db.run(lambda c: c.execute(sql, row))
         return partial
 

@@ -125,7 +125,7 @@ def translate(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PgRow(tuple):  # type: ignore[type-arg]
+class PgRow(tuple):
     """A row read by position or by column name, like ``sqlite3.Row``."""
 
     _names: tuple[str, ...] = ()

@@ -195,9 +195,11 @@ class PgDatabase(Database):
             kwargs={"connect_timeout": int(CONNECT_TIMEOUT_SECONDS)}, name="ttapi-store",
         )
         try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
-            with pool.connection() as conn:
+            # Migrate on a connection of its own first: a refused or misconfigured server
+            # fails here at once with its own reason, not after the pool's timeout.
+            with psycopg.connect(self.url, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)) as conn:
                 self._migrate_pg(conn, PG_MIGRATIONS if migrations is None else migrations)
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
         except (psycopg.Error, Exception) as exc:
             pool.close()
             if isinstance(exc, StoreError):

@@ -168,7 +168,8 @@ class TTAPIServer(MCPServer[Startup]):
             from ttapi_mcp.store import ImageStore
 
             store = ImageStore(settings.output_dir, settings.store_path,
-                               lease_seconds=settings.lease_seconds)
+                               lease_seconds=settings.lease_seconds,
+                               database_url=settings.database_url_value())
             async with store:
                 removed = await store.cleanup_temp_files()
                 if removed:

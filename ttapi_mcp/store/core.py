@@ -87,6 +87,11 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin):
         self.owner = Owner()
         self.lease_seconds = lease_seconds
 
+    @property
+    def location(self) -> str:
+        """Where the records are, for people (a PostgreSQL URL without its password)."""
+        return str(getattr(self._db, "display", self.database_path))
+
     async def open(self) -> None:
         """Create the folders if needed and open (and migrate) the database."""
 

@@ -74,7 +74,9 @@ async def test_a_database_of_the_previous_release_is_upgraded_with_every_row_kep
         running = await store.get_job("local-aaaaaaaaaaaa")
         assert await store.interrupt_if_expired("local-aaaaaaaaaaaa", "gone")
     assert version == len(MIGRATIONS)
-    assert kept_jobs == jobs and kept_image == image and kept_request == request
+    assert kept_jobs == jobs
+    # Every older row is the one local user's (per-user isolation came later).
+    assert kept_image == (*image, "local") and kept_request == (*request, "local")
     # Upgraded: the dedupe key is a column now; rows of no live owner count as expired.
     assert running is not None and running.dedupe_key == "k1" and running.owner_id is None
     assert expired == {"local-aaaaaaaaaaaa", "0f4c3a1e-0000-4000-8000-000000000001"}

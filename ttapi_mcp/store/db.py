@@ -87,6 +87,15 @@ MIGRATIONS: list[str] = [
         bytes INTEGER NOT NULL, created_at REAL NOT NULL);
     CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
     """,
+    # Per-user isolation: whose image, job and request each row is (the access token's
+    # subject; 'local' in stdio and static-token modes, and for every older row).
+    """
+    ALTER TABLE images ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE jobs ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE requests ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX images_user_created ON images(user_id, created_at, id);
+    CREATE INDEX jobs_user_created ON jobs(user_id, created_at, job_id);
+    """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0
 """SQLite's own wait for a lock held by another process, per statement."""

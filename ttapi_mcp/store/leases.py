@@ -27,6 +27,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ _EXPIRED = f"(lease_until IS NULL OR lease_until + {CLOCK_MARGIN_SECONDS} < {NOW
 _COLLECTOR_FREE = f"(collector_until IS NULL OR collector_until + {CLOCK_MARGIN_SECONDS} < {NOW})"
 _INSERT_COLUMNS = (
     "job_id, kind, prompt, status, request_args, image_ids, created_at, updated_at,"
-    " owner_id, owner_host, owner_pid, lease_until, phase, dedupe_key"
+    " owner_id, owner_host, owner_pid, lease_until, phase, dedupe_key, user_id"
 )
 
 
@@ -66,6 +67,8 @@ class LeasesMixin:
     database_path: Path
     owner: Owner
     lease_seconds: float
+    _owner_for_write: Callable[[], str]
+    _scope: Callable[..., tuple[str, list[Any]]]
 
     async def start_job(
         self,
@@ -89,24 +92,26 @@ class LeasesMixin:
         args = dumps(scrub_secrets(request_args)) if request_args is not None else None
         me = self.owner
         row = (job_id, kind, prompt, status, args, "[]", now, now, me.instance_id, me.host,
-               me.pid, self.lease_seconds, phase, dedupe_key)
+               me.pid, self.lease_seconds, phase, dedupe_key, self._owner_for_write())
         insert = (
             f"INSERT INTO jobs ({_INSERT_COLUMNS})"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW} + ?, ?, ?)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW} + ?, ?, ?, ?)"
             " ON CONFLICT(job_id) DO UPDATE SET owner_id = excluded.owner_id,"
             " owner_host = excluded.owner_host, owner_pid = excluded.owner_pid,"
             " lease_until = excluded.lease_until, status = excluded.status,"
             " request_args = COALESCE(excluded.request_args, jobs.request_args),"
             " updated_at = excluded.updated_at"
         )
+        # Never attach one user's call to another user's job.
+        scope, user = self._scope()
         running = (
             "SELECT * FROM jobs WHERE dedupe_key = ? AND status = 'running' AND owner_id != ?"
-            f" AND NOT {_EXPIRED} ORDER BY created_at LIMIT 1"
+            f" AND NOT {_EXPIRED}{scope} ORDER BY created_at LIMIT 1"
         )
 
         def claim(conn: sqlite3.Connection) -> tuple[sqlite3.Row, bool]:
             if dedupe_key is not None:
-                found = conn.execute(running, (dedupe_key, me.instance_id)).fetchone()
+                found = conn.execute(running, (dedupe_key, me.instance_id, *user)).fetchone()
                 if found is not None:
                     return found, False
             conn.execute(insert, row)
@@ -200,11 +205,13 @@ class LeasesMixin:
 
     async def recent_success(self, dedupe_key: str, since: float) -> JobRecord | None:
         """The newest succeeded job with this dedupe key that ended at ``since`` or later."""
+        scope, user = self._scope()
         sql = (
             "SELECT * FROM jobs WHERE dedupe_key = ? AND status = 'succeeded'"
-            " AND image_ids != '[]' AND finished_at >= ? ORDER BY finished_at DESC LIMIT 1"
+            f" AND image_ids != '[]' AND finished_at >= ?{scope}"
+            " ORDER BY finished_at DESC LIMIT 1"
         )
-        row = await self._db.run(lambda c: c.execute(sql, (dedupe_key, since)).fetchone())
+        row = await self._db.run(lambda c: c.execute(sql, (dedupe_key, since, *user)).fetchone())
         return JobRecord.from_row(row) if row else None
 
     def change_token(self) -> tuple[int, int]:

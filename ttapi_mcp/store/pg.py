@@ -102,6 +102,15 @@ PG_MIGRATIONS: list[str] = [
         bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
     CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
     """,
+    # Per-user isolation: whose image, job and request each row is (the access token's
+    # subject; 'local' in stdio and static-token modes, and for every older row).
+    """
+    ALTER TABLE images ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE jobs ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE requests ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX images_user_created ON images(user_id, created_at, id);
+    CREATE INDEX jobs_user_created ON jobs(user_id, created_at, job_id);
+    """,
 ]
 
 _SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"

@@ -161,11 +161,11 @@ class TTAPIServer(MCPServer[Startup]):
             # Imported in a worker thread: the event loop keeps answering meanwhile
             # (importing holds the GIL only in short slices).
             await anyio.to_thread.run_sync(_load_services)
+            from ttapi_mcp.server.owner import request_user
             from ttapi_mcp.service import Services
             from ttapi_mcp.service.peers import join_peers
             from ttapi_mcp.service.recovery import recover_jobs
             from ttapi_mcp.service.runner import JobRunner
-            from ttapi_mcp.server.owner import request_user
             from ttapi_mcp.store import ImageStore
 
             store = ImageStore(settings.output_dir, settings.store_path,

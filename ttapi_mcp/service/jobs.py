@@ -23,6 +23,7 @@ from .collect4o import (
     check_once,
     pending_result,
     row_result,
+    unknown_job,
     watch_4o,
 )
 from .common import ProgressFn, ServiceError, Services, no_progress, upstream_error
@@ -156,6 +157,8 @@ async def fetch_job(
         if is_local(job_id):
             return await fetch_local(services, job_id, wait, ticker)
         record = await services.store.get_job(job_id)
+        if record is None and await services.store.held_by_another_user(job_id):
+            raise unknown_job(job_id)  # the same answer as for an id nobody knows
         params = _params_of(record)
         done = await row_result(services, record, params)
         if done is not None:

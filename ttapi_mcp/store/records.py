@@ -35,6 +35,7 @@ class RecordsMixin:
     _db: Database
     _owner_for_write: Callable[[], str]
     _scope: Callable[..., tuple[str, list[Any]]]
+    current_user: Callable[[], str | None]
 
     async def start_request(
         self, tool: str, route: str | None, parameters: dict[str, Any], *, wait: bool = False
@@ -144,6 +145,15 @@ class RecordsMixin:
         sql = f"{_JOB_BY_ID}{scope}"
         row = await self._db.run(lambda c: c.execute(sql, (job_id, *user)).fetchone())
         return JobRecord.from_row(row) if row else None
+
+    async def held_by_another_user(self, job_id: str) -> bool:
+        """Whether a job id is another user's: to be answered 'not found' as if unknown,
+        without asking TTAPI about it (which would fetch and save that user's image)."""
+        user = self.current_user()
+        if user is None:
+            return False
+        sql = "SELECT 1 FROM jobs WHERE job_id = ? AND user_id != ?"
+        return await self._db.run(lambda c: c.execute(sql, (job_id, user)).fetchone()) is not None
 
     async def list_jobs(self, limit: int = 50) -> list[JobRecord]:
         """Newest first."""

@@ -179,7 +179,7 @@ async def fetch_job(
 def _params_of(record: JobRecord | None) -> dict[str, Any]:
     if record is None or not record.request_args:
         return {"prompt": record.prompt} if record and record.prompt else {}
-    hidden = ("request_id", "hook_id", "hook_sha256")
+    hidden = ("request_id", "hook_id", "hook_sha256", "hook_used")
     return {k: v for k, v in record.request_args.items() if k not in hidden}
 
 

@@ -23,6 +23,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -197,6 +198,32 @@ class LeasesMixin:
             conn.execute(leases, (me,))
 
         await self._db.run(release)
+
+    async def job_of_hook(self, hook_id: str) -> JobRecord | None:
+        """The open job whose row names this hook id (any server may receive the hook)."""
+        sql = f"SELECT * FROM jobs WHERE {OPEN} AND request_args LIKE ?"
+        pattern = f'%"hook_id": "{hook_id}"%'
+        rows = await self._db.run(lambda c: c.execute(sql, (pattern,)).fetchall())
+        for row in rows:
+            record = JobRecord.from_row(row)
+            if (record.request_args or {}).get("hook_id") == hook_id:
+                return record
+        return None
+
+    async def use_hook(self, job_id: str, hook_id: str) -> bool:
+        """Mark a job's hook token used, once across every server: True if this call did."""
+        read = "SELECT request_args FROM jobs WHERE job_id = ?"
+        swap = "UPDATE jobs SET request_args = ? WHERE job_id = ? AND request_args = ?"
+
+        def use(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(read, (job_id,)).fetchone()
+            args = json.loads(row[0]) if row is not None and row[0] else {}
+            if args.get("hook_id") != hook_id or args.get("hook_used"):
+                return False
+            fresh = dumps({**args, "hook_used": True})
+            return bool(conn.execute(swap, (fresh, job_id, row[0])).rowcount)
+
+        return bool(await self._db.run(use))
 
     def note_phase(self, job_id: str, phase: str) -> None:
         """Record what a job is doing now; queued, not awaited (phases change often)."""

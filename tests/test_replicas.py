@@ -145,14 +145,16 @@ async def test_a_replica_killed_mid_job_is_replaced_and_the_job_saved_once(
     from mcp import Client
 
     emulator.options.job_seconds = 2.0
-    doomed = Replica("doomed", deployment.env, deployment.folder).start()
+    # No hook URL for this job: only the lease running out can hand it to another replica.
+    quiet = {**deployment.env, "TTAPI_PUBLIC_BASE_URL": ""}
+    doomed = Replica("doomed", quiet, deployment.folder).start()
     try:
         async with Client(f"{doomed.origin}/mcp") as client:
             submitted = await client.call_tool("gpt4o_image", {"prompt": "a lost kite",
                                                                "wait": False})
         job_id = submitted.structured_content["job_id"]
         doomed.kill()
-        replacement = Replica("doomed", deployment.env, deployment.folder)
+        replacement = Replica("doomed", quiet, deployment.folder)
         replacement.port, replacement.origin = doomed.port, doomed.origin
         replacement.start()
         try:
@@ -167,6 +169,7 @@ async def test_a_replica_killed_mid_job_is_replaced_and_the_job_saved_once(
     finally:
         doomed.kill()
     assert not fetched.is_error, _text(fetched)
+    assert not [h for h in emulator.hook_deliveries if h.job_id == job_id]
     rows = deployment.rows("SELECT path, sha256 FROM images WHERE job_id = %s", job_id)
     assert len(rows) == 1  # saved once, by one of the replicas
     assert hashlib.sha256(Path(rows[0][0]).read_bytes()).hexdigest() == rows[0][1]

@@ -64,7 +64,9 @@ def test_all_ok_exits_0_shows_origins_and_the_key_masked(
     result = _doctor(_env(str(emulator.base_url), tmp_path), "--fix")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "free space" not in line]
-    assert len(lines) == 9 and all(line.startswith("OK ") for line in lines), result.stdout
+    names = [line.split()[1] for line in lines]
+    assert all(line.startswith("OK ") for line in lines), result.stdout
+    assert len(lines) == 10 and "installation" in names and "balance" in names, result.stdout
     assert KEY not in result.stdout + result.stderr
     assert f"****{KEY[-4:]} (environment variable TTAPI_API_KEY)" in result.stdout
     assert "(environment variable TTAPI_BASE_URL) answered HTTP" in result.stdout

@@ -128,7 +128,7 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
         if not cursor:
             break
     seen.append((await client.list_resource_templates()).model_dump_json())
-    uris = {*resources, "ttapi://models", f"ttapi://jobs/{job_id}",
+    uris = {*resources, "ttapi://models", "ttapi://usage", f"ttapi://jobs/{job_id}",
             f"ttapi://jobs/{slow.structured_content['job_id']}"}
     for resource in sorted(uris):
         seen.append((await client.read_resource(resource)).model_dump_json())
@@ -216,7 +216,8 @@ def _cli(*args: str, tmp_path: Path, emulator: Emulator) -> subprocess.Completed
 
 
 def test_help_and_doctor_never_show_the_key(emulator: Emulator, tmp_path: Path) -> None:
-    for args in (["--help"], ["serve", "--help"], ["doctor", "--help"], ["--version"]):
+    for args in (["--help"], ["serve", "--help"], ["doctor", "--help"], ["--version"],
+                 ["usage"], ["usage", "--json", "--by", "day"]):
         result = _cli(*args, tmp_path=tmp_path, emulator=emulator)
         assert result.returncode == 0, result.stderr
         assert CANARY not in result.stdout + result.stderr

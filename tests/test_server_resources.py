@@ -35,9 +35,9 @@ async def test_images_are_listed_newest_first_with_pagination_and_read_back(
         read = await client.read_resource(made[1]["uri"])
         models = await client.read_resource("ttapi://models")
     uris = [str(r.uri) for r in first.resources + second.resources]
-    assert uris[:3] == ["ttapi://models", "ttapi://jobs", "ttapi://account"]
-    assert uris[3:] == [im["uri"] for im in reversed(made)]
-    listed = first.resources[3]
+    assert uris[:4] == ["ttapi://models", "ttapi://jobs", "ttapi://usage", "ttapi://account"]
+    assert uris[4:] == [im["uri"] for im in reversed(made)]
+    listed = first.resources[4]
     assert listed.mime_type == "image/png" and listed.size == made[2]["bytes"]
     assert (listed.title, listed.description) == ("tile 2", "dall-e-2, 256x256")
     assert listed.name == Path(made[2]["path"]).name

@@ -43,12 +43,13 @@ async def test_tools_are_declared_with_titles_annotations_and_schemas(
         "generate_image": {"prompt", "model", "n", "size", "quality", "style", "background",
                            "output_format", "output_compression", "moderation",
                            "response_format", "partial_images", "preview", "wait",
-                           "dedupe"},
+                           "dedupe", "confirm_cost"},
         "edit_image": {"prompt", "images", "mask", "model", "n", "size", "quality",
                        "background", "output_format", "output_compression", "input_fidelity",
-                       "moderation", "partial_images", "preview", "wait", "dedupe"},
+                       "moderation", "partial_images", "preview", "wait", "dedupe",
+                       "confirm_cost"},
         "gpt4o_image": {"prompt", "refer_images", "hook_url", "wait", "model", "aspect_ratio",
-                        "size"},
+                        "size", "confirm_cost"},
         "fetch_job": {"job_id", "wait"},
     }
     for name, tool in tools.items():

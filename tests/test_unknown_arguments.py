@@ -51,7 +51,7 @@ async def test_the_reported_case_no_longer_pays_for_the_default_size(
     assert result.is_error and "sizee" in result.content[0].text
     assert not size_ok.is_error
     assert size_ok.structured_content["images"][0]["width"] == 1536
-    assert len(emulator.api_requests()) == 1
+    assert len(emulator.api_requests("E1")) == 1
 
 
 async def test_every_input_schema_declares_no_other_arguments(server_settings: Any) -> None:

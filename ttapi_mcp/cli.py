@@ -26,6 +26,7 @@ examples:
   ttapi-mcp gallery                              browse the saved images in a web browser
   ttapi-mcp doctor --fix                         check key, network, folder and store; repair
   ttapi-mcp install claude-desktop               add this server to a client (key: hidden prompt)
+  ttapi-mcp usage --by day --since 2026-01-01    what was spent, and the budgets left
 
 configuration: defaults < JSON file (--config or TTAPI_MCP_CONFIG) < environment (TTAPI_<KEY>)
 < command-line flags. See config.example.json for every key.
@@ -109,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--link", action="store_true",
                          help="print a signed link into the HTTP server's /gallery instead")
     _add_settings_flags(gallery)
+    usage = commands.add_parser(
+        "usage", help="what was spent (estimates and reported quota) and the budgets left")
+    usage.add_argument("--since", metavar="DATE",
+                       help="from this date on (YYYY-MM-DD; default: this month)")
+    usage.add_argument("--by", choices=["model", "tool", "day"], default="model",
+                       help="group the table by (default: model)")
+    usage.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_settings_flags(usage)
 
     emulator = commands.add_parser("emulator", help="run the TTAPI emulator (for tests and demos)")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -180,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.command == "usage":
+        from ttapi_mcp.usage_cli import run_usage
+
+        return run_usage(settings, args.since, args.by, args.json)
     if args.command == "serve":
         from ttapi_mcp.server.app import run_server
 

@@ -23,6 +23,8 @@ ENV_PREFIX = "TTAPI_"
 DEFAULT_BASE_URL = "https://api.ttapi.io"
 SLOW_CALLS_BASE_URL = "https://api.ttapi.org"
 MIB = 1024 * 1024
+MAX_BUDGET = 10_000_000.0
+"""Largest budget or threshold accepted, in quota (100,000 USD): anything above is a typo."""
 
 PreviewMode = Literal["sheet", "thumbnail", "full", "none"]
 GenerateModel = Literal["gpt-image-1", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3"]
@@ -129,9 +131,62 @@ class Settings(BaseModel):
         False, description="Send GPT edits of http(s) URLs as JSON (TTAPI fetches them)."
     )
     # Account balance (ttapi://account, doctor): 1 USD = 100 quota.
-    low_balance_quota: float = Field(
+    warn_balance_below: float = Field(
         100.0, ge=0, description="Warn when the TTAPI balance is below this many quota."
     )
+    # Costs and budgets: price estimates, spending limits, confirmation of expensive calls.
+    prices: dict[str, Any] | None = Field(
+        None, description="Overrides of the price table (quota per image), e.g. "
+        '{"gpt-image-1": {"high": {"1024x1024": 12}}}; see ttapi://models.'
+    )
+    budget_per_call: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota one call may be estimated at; unset: no limit.",
+    )
+    budget_per_day: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota spent or reserved per day (budget_timezone); unset: no limit.",
+    )
+    budget_per_month: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota spent or reserved per calendar month; unset: no limit.",
+    )
+    budget_timezone: str = Field(
+        "UTC", description="IANA time zone in which budget days and months begin."
+    )
+    confirm_above: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Ask the user before a call estimated above this many quota; unset: never.",
+    )
+    balance_max_age_seconds: float = Field(
+        60.0, ge=0, le=3600, description="Read the TTAPI balance before paid calls at most this "
+        "often, and refuse a call it cannot cover; 0: never read it.",
+    )
+
+    @field_validator("budget_per_call", "budget_per_day", "budget_per_month", "confirm_above",
+                     mode="before")
+    @classmethod
+    def _quota_amount(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number of quota (1 USD = 100 quota), not true/false")
+        return value
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _valid_prices(cls, value: Any) -> Any:
+        from ttapi_mcp.catalog.prices import merge_prices
+
+        if value is not None:
+            merge_prices(value)
+        return value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from ttapi_mcp.periods import zone
+
+        zone(value)
+        return value
 
     # Sign-in (OAuth 2.1 protected resource, HTTP mode) and operations.
     oauth_issuer: str | None = Field(
@@ -238,6 +293,8 @@ def trimmed(value: Any) -> Any:
 
 def _env_value(key: str, raw: str) -> Any:
     stripped = raw.strip()
+    if key == "prices":
+        return json.loads(stripped)
     if key == "input_roots":
         if stripped.startswith("["):
             return trimmed(json.loads(stripped))
@@ -306,9 +363,11 @@ def load_settings(
             try:
                 value = _env_value(key, env[name])
             except json.JSONDecodeError:
+                what = "object" if key == "prices" else (
+                    f"list nor a {os.pathsep!r}-separated list of folders")
                 raise ConfigError(
                     f"Configuration error: {key}: environment variable {name} is not a JSON "
-                    f"list nor a {os.pathsep!r}-separated list of folders."
+                    f"{what}."
                 ) from None
             values[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
             origin[key] = f"environment variable {name}"
@@ -342,7 +401,9 @@ def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
             known = ", ".join(Settings.model_fields)
             lines.append(f"- unknown key {key!r} in {where}. Known keys: {known}.")
             continue
-        shown = "" if key in SECRET_KEYS else f" (got {error.get('input')!r})"
+        # prices' own messages name the bad entry and its value; the whole table is noise.
+        quiet = key in SECRET_KEYS or key == "prices"
+        shown = "" if quiet else f" (got {error.get('input')!r})"
         message = str(error["msg"])
         if key in SECRET_KEYS and message.startswith("Value error, "):
             # A key that cannot be sent: say where it came from first; never show it.

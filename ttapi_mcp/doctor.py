@@ -132,8 +132,8 @@ async def check_balance(settings: Settings) -> Check:
     detail = (f"{quota_text(info.balance)} quota (${info.balance_usd:.2f}); "
               f"{quota_text(info.freeze_balance)} "
               f"held by running jobs; queue limit {info.max_queue}")
-    if info.balance < Decimal(str(settings.low_balance_quota)):
-        return Check("balance", "WARN", f"{detail}: below {settings.low_balance_quota:g} quota",
+    if info.balance < Decimal(str(settings.warn_balance_below)):
+        return Check("balance", "WARN", f"{detail}: below {settings.warn_balance_below:g} quota",
                      "top up the TTAPI account (1 USD = 100 quota)")
     return Check("balance", "OK", detail)
 

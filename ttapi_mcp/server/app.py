@@ -39,10 +39,12 @@ from .resources import (
     IMAGE_PREFIX,
     JOB_PREFIX,
     JOBS_URI,
+    USAGE_URI,
     jobs_json,
     list_image_page,
     read_image,
     register_resources,
+    usage_json,
 )
 from .startup import Startup, services_of
 from .strictargs import check_arguments, forbid_extra_in_schema
@@ -248,6 +250,9 @@ class TTAPIServer(MCPServer[Startup]):
             return [ReadResourceContents(content=doc, mime_type="application/json")]
         if text == JOBS_URI and context is not None:
             doc = await jobs_json(await services_of(context.request_context.lifespan_context))
+            return [ReadResourceContents(content=doc, mime_type="application/json")]
+        if text == USAGE_URI and context is not None:
+            doc = await usage_json(await services_of(context.request_context.lifespan_context))
             return [ReadResourceContents(content=doc, mime_type="application/json")]
         return await super().read_resource(uri, context)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # loaded with the lifespan, not to declare resources (see ser
 IMAGE_PREFIX = "ttapi://images/"
 JOB_PREFIX = "ttapi://jobs/"
 JOBS_URI = "ttapi://jobs"
+USAGE_URI = "ttapi://usage"
 PAGE_SIZE = 50
 JOBS_LISTED = 50
 
@@ -104,6 +105,13 @@ async def jobs_json(services: Services) -> str:
     return json.dumps({"jobs": rows}, indent=2, ensure_ascii=False)
 
 
+async def usage_json(services: Services) -> str:
+    from ttapi_mcp.service.usage import usage_report
+
+    report = await usage_report(services.store, services.settings, services.clock())
+    return json.dumps(report, indent=2)
+
+
 async def _services(ctx: Context) -> Services:
     return await services_of(ctx.request_context.lifespan_context)
 
@@ -117,7 +125,13 @@ def register_resources(server: MCPServer) -> None:
         mime_type="application/json",
     )
     def models() -> str:
-        return json.dumps(catalog_as_json(), indent=2)
+        from ttapi_mcp.catalog.prices import merge_prices, prices_as_json
+
+        doc = catalog_as_json()
+        settings = getattr(server, "ttapi_settings", None)
+        doc["prices"] = prices_as_json(merge_prices(getattr(settings, "prices", None)))
+        return json.dumps(doc, indent=2)
+
 
     @server.resource(
         "ttapi://images/{image_id}", name="image", title="Saved image",
@@ -146,3 +160,13 @@ def register_resources(server: MCPServer) -> None:
     )
     async def job(job_id: str, ctx: Context) -> str:
         return await job_json(await _services(ctx), job_id)
+
+    @server.resource(
+        USAGE_URI, name="usage", title="Spend and budgets",
+        description="Quota spent and reserved today and this month (estimates, and what "
+        "TTAPI reported), by model and tool, and the budget left.",
+        mime_type="application/json",
+    )
+    def usage() -> str:
+        # Never called: the server answers this URI itself (see TTAPIServer.read_resource).
+        return json.dumps({})

@@ -29,7 +29,7 @@ def summary_text(result: ImageToolResult) -> str:
         if result.next_call is not None:
             args = ", ".join(f"{k}={v!r}" for k, v in result.next_call.arguments.items())
             parts.append(f"Call {result.next_call.tool}({args}) to get the image.")
-        return " ".join(parts)
+        return "\n".join([" ".join(parts), *_money_lines(result)])
     if result.status == "failed":
         # The advice matters: an agent that only reads "failed" tends to poll it again.
         reason = (result.message or "no reason given").rstrip(". ")
@@ -47,7 +47,20 @@ def summary_text(result: ImageToolResult) -> str:
         parts.append(f"Image {miss.index} is missing: {miss.error}")
     if result.job_id:
         parts.append(f"Job id: {result.job_id}.")
+    parts.extend(_money_lines(result))
     return "\n".join(parts)
+
+
+def _money_lines(result: ImageToolResult) -> list[str]:
+    """The cost estimate and any warning (e.g. a low balance), one line each."""
+    lines = []
+    if result.cost is not None:
+        usd = f"${result.cost.estimate_usd:.2f}"
+        lines.append(f"Estimated cost: about {result.cost.estimate_quota:g} quota ({usd}); "
+                     "an estimate, TTAPI publishes no price table.")
+    if result.warning:
+        lines.append(f"Warning: {result.warning}")
+    return lines
 
 
 async def _early_preview(

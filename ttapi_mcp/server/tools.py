@@ -12,13 +12,23 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ttapi_mcp.catalog import MODELS
 from ttapi_mcp.server.apps import UI_META
+from ttapi_mcp.server.confirm import (
+    ConfirmSpend,
+    ask_edit,
+    ask_generate,
+    ask_gpt4o,
+    confirm_cost_number,
+    confirmed_quota,
+)
 from ttapi_mcp.server.results import to_call_result
 from ttapi_mcp.server.startup import services_of
 from ttapi_mcp.service.results import ImageToolResult, PreviewMode
@@ -114,19 +124,32 @@ DedupeArg = Annotated[
           "images) is still running, wait for it instead of paying again. false: always "
           "make a new, separately billed request (e.g. for another variation)."),
 ]
+ConfirmCostArg = Annotated[
+    float | None,
+    BeforeValidator(confirm_cost_number),
+    Field(description="Only after the server refused a call for lack of confirmation: the "
+          "estimated quota the user agreed to spend (as quoted in the refusal). A value below "
+          "the current estimate is refused the same way. Leave unset otherwise."),
+]
+Confirmation = ElicitationResult[ConfirmSpend]
 
+COST_NOTE = (
+    " Before sending, the server estimates the call's cost (quota; 1 USD = 100 quota) and "
+    "reports it in progress and in the result's cost; it refuses calls beyond its budgets "
+    "and may ask the user to confirm expensive ones (see confirm_cost)."
+)
 GENERATE_DESC = (
     "Create new images from a text prompt with an OpenAI image model through TTAPI. Costs "
     "money per image. Each image is saved to the server's output folder at once; the result "
     "gives its absolute path, a ttapi://images/{id} resource link (usable as an edit_image "
-    "input) and a small preview. Models: " + _model_lines(edit=False)
+    "input) and a small preview." + COST_NOTE + " Models: " + _model_lines(edit=False)
 )
 EDIT_DESC = (
     "Edit or combine existing images with a prompt (inpainting with a mask, restyling, "
     "compositing several references). Costs money per image. Inputs may be file paths inside "
     "the allowed folders, ttapi://images/{id} URIs of earlier results, data:image/...;base64 "
-    "URIs, or http(s) URLs. Results are saved like generate_image's. Models: "
-    + _model_lines(edit=True)
+    "URIs, or http(s) URLs. Results are saved like generate_image's." + COST_NOTE
+    + " Models: " + _model_lines(edit=True)
 )
 GPT4O_DESC = (
     "Create one image as an asynchronous TTAPI job: GPT-4o image (default) or, with model, "
@@ -137,7 +160,7 @@ GPT4O_DESC = (
     "(quality, format, transparency) or editing. The job is recorded before this returns. "
     "With wait=true it waits up to the server's wait budget (about 50 s) sending progress; "
     "if the job is still running it answers status 'pending' with the job_id and the exact "
-    "fetch_job call to make next."
+    "fetch_job call to make next." + COST_NOTE
 )
 JobModel = Literal["gpt-4o-image", "gpt-image-1", "gpt-image-1.5", "gpt-image-2",
                    "gpt-image-2-plus"]
@@ -244,6 +267,8 @@ def register_tools(server: MCPServer) -> None:
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_generate)] = None,  # type: ignore[assignment]
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "model": model, "n": n, "size": size, "quality": quality,
@@ -254,7 +279,8 @@ def register_tools(server: MCPServer) -> None:
         from ttapi_mcp.service import generate_image
 
         return await _run(ctx, preview, lambda s, p, e: generate_image(
-            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e, confirmed=confirmed_quota(
+                s.settings, "generate_image", args, confirmation, confirm_cost)))
 
     @server.tool(name="edit_image", title="Edit image", description=EDIT_DESC,
                  annotations=WRITES, meta=UI_META)
@@ -307,6 +333,8 @@ def register_tools(server: MCPServer) -> None:
         preview: PreviewArg = None,
         wait: WaitArg = True,
         dedupe: DedupeArg = True,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_edit)] = None,  # type: ignore[assignment]
     ) -> Output:
         args: dict[str, Any] = {
             "prompt": prompt, "images": images, "mask": mask, "model": model, "n": n,
@@ -318,7 +346,8 @@ def register_tools(server: MCPServer) -> None:
         from ttapi_mcp.service import edit_image
 
         return await _run(ctx, preview, lambda s, p, e: edit_image(
-            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e))
+            s, args, p, wait=wait, dedupe=dedupe, preview_edge=e, confirmed=confirmed_quota(
+                s.settings, "edit_image", args, confirmation, confirm_cost)))
 
     @server.tool(name="gpt4o_image", title="GPT-4o image job", description=GPT4O_DESC,
                  annotations=WRITES, meta=UI_META)
@@ -363,13 +392,19 @@ def register_tools(server: MCPServer) -> None:
                   "16, long side <= 3840, long/short <= 3, 655,360 to 8,294,400 pixels (e.g. "
                   "'3840x2160'). An invalid size is refused with the nearest valid one."),
         ] = None,
+        confirm_cost: ConfirmCostArg = None,
+        confirmation: Annotated[Confirmation, Resolve(ask_gpt4o)] = None,  # type: ignore[assignment]
     ) -> Output:
         from ttapi_mcp.service import submit_gpt4o
 
         return await _run(
             ctx, None,
             lambda s, p, _: submit_gpt4o(s, prompt, refer_images, hook_url, wait, p,
-                                         model=model, aspect_ratio=aspect_ratio, size=size),
+                                         model=model, aspect_ratio=aspect_ratio, size=size,
+                                         confirmed=confirmed_quota(
+                                             s.settings, "gpt4o_image",
+                                             {"model": model, "size": size},
+                                             confirmation, confirm_cost)),
         )
 
     @server.tool(name="fetch_job", title="Fetch job", description=FETCH_DESC, annotations=READS,

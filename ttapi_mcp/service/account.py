@@ -14,21 +14,21 @@ def _money(quota: Decimal) -> dict[str, float]:
     return {"quota": float(quota), "usd": float(quota / QUOTA_PER_USD)}
 
 
-def account_summary(info: AccountInfo, low_balance_quota: float) -> dict[str, Any]:
+def account_summary(info: AccountInfo, warn_balance_below: float) -> dict[str, Any]:
     """The ``ttapi://account`` document (and doctor's numbers)."""
-    low = info.balance < Decimal(str(low_balance_quota))
+    low = info.balance < Decimal(str(warn_balance_below))
     summary: dict[str, Any] = {
         "balance": _money(info.balance),
         "frozen_balance": _money(info.freeze_balance),
         "max_queue": info.max_queue,
         "units": "quota; 1 USD = 100 quota, prepaid, never expires",
         "low_balance": low,
-        "low_balance_threshold_quota": low_balance_quota,
+        "low_balance_threshold_quota": warn_balance_below,
     }
     if low:
         summary["warning"] = (
             f"The balance is {quota_text(info.balance)} quota (${info.balance_usd:.2f}), below the "
-            f"warning level of {low_balance_quota:g}: top up the TTAPI account before "
+            f"warning level of {warn_balance_below:g}: top up the TTAPI account before "
             "large or many calls."
         )
     return summary
@@ -41,4 +41,4 @@ async def read_account(services: Services) -> dict[str, Any]:
         info = await client.account_info()
     except TTAPIError as exc:
         raise ServiceError(f"The account balance could not be read: {exc}") from None
-    return account_summary(info, services.settings.low_balance_quota)
+    return account_summary(info, services.settings.warn_balance_below)

@@ -22,6 +22,7 @@ from ttapi_mcp.api import FourOJob, TTAPIError
 from ttapi_mcp.api.errors import NotFoundError
 from ttapi_mcp.store import JobRecord
 
+from . import money
 from .common import SaveContext, ServiceError, Services, save_one, to_saved
 from .crossproc import REREAD_SECONDS, StoreWatch
 from .hooks import redact_hook_url
@@ -128,6 +129,7 @@ async def _fetch_once(services: Services, job_id: str, route: JobRoute = FOUR_O)
     await services.store.upsert_job(
         job_id, route.kind, job.prompt, job.status, message=job.message, upstream=upstream
     )
+    await money.job_ended(services, job_id, job.status, _quota(job))
     return job
 
 

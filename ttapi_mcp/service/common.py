@@ -26,6 +26,7 @@ from ttapi_mcp.filenames import safe_child, temp_filename
 from ttapi_mcp.previews import Preview, start_preview
 from ttapi_mcp.store import ImageStore, StoredImage, StoreError
 
+from .balance import BalanceCache
 from .results import MissingImage, SavedImage
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ class Services:
     """Background jobs; None only outside a running server (then calls run inline)."""
     hook_base_url: str | None = None
     """Set in HTTP mode with ``public_base_url``: 4o jobs are given a hook URL here."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock time for budgets (day and month periods); tests move it."""
+    balance: BalanceCache = field(default_factory=lambda: BalanceCache())
+    """The TTAPI balance as last read (see :mod:`.balance`)."""
     _job_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     def job_lock(self, job_id: str) -> anyio.Lock:

@@ -23,6 +23,7 @@ from ttapi_mcp.api import (
 )
 from ttapi_mcp.catalog import MODELS, upstream_options, validate_edit, validate_generation
 
+from . import money
 from .common import (
     ProgressFn,
     SaveContext,
@@ -53,8 +54,11 @@ async def generate_image(
     wait: bool = True,
     dedupe: bool = True,
     preview_edge: int | None = None,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
-    """Validate at once, then call E1 (or E3 for dall-e-3 when so configured) as a job."""
+    """Validate at once, then call E1 (or E3 for dall-e-3 when so configured) as a job.
+
+    ``confirmed``: the quota the user agreed to spend (see ``money.admit``)."""
     settings = services.settings
     interval = settings.progress_interval_seconds
     async with ticking(progress, interval, settings.wait_budget_seconds) as ticker:
@@ -70,6 +74,8 @@ async def generate_image(
         sent = upstream_options(params)
         if legacy:
             sent.setdefault("size", "1024x1024")
+        quote = money.priced(settings, sent, legacy=legacy)
+        await money.announce(ticker, quote)
 
         async def work(job: LiveJob) -> ImageToolResult:
             route = "E3" if legacy else "E1"
@@ -92,11 +98,14 @@ async def generate_image(
             return await _finish(services, request_id, sent, response, _phase_progress(job),
                                  preview_edge)
 
-        return await run_local(
+        admit = money.admitter(services, quote, tool="generate_image", model=str(sent["model"]),
+                               route="E3" if legacy else "E1", confirmed=confirmed)
+        result = await run_local(
             services, kind="generate", model=str(sent["model"]), prompt=str(sent["prompt"]),
             args=sent, key=call_key("generate_image", sent), work=work, ticker=ticker,
-            wait=wait, dedupe=dedupe,
+            wait=wait, dedupe=dedupe, admit=admit,
         )
+        return money.finish(services, result, quote)
 
 
 async def edit_image(
@@ -107,6 +116,7 @@ async def edit_image(
     wait: bool = True,
     dedupe: bool = True,
     preview_edge: int | None = None,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
     """Resolve and check every input image at once, then upload to E2 as a job."""
     settings = services.settings
@@ -121,7 +131,8 @@ async def edit_image(
         mask_ref: str | None = args.get("mask")
         if _by_url(services, params, [*refs, *([mask_ref] if mask_ref else [])]):
             return await _edit_by_url(services, params, refs, mask_ref, ticker, wait=wait,
-                                      dedupe=dedupe, preview_edge=preview_edge)
+                                      dedupe=dedupe, preview_edge=preview_edge,
+                                      confirmed=confirmed)
         async with AsyncExitStack() as stack:
             inputs = await stack.enter_async_context(
                 resolve_edit_inputs(services, refs, mask_ref)
@@ -130,6 +141,8 @@ async def edit_image(
             if inputs.errors or violations:
                 raise violations_error(violations, inputs.errors)
             sent = upstream_options(params)
+            quote = money.priced(settings, sent, input_images=len(refs))
+            await money.announce(ticker, quote)
             recorded = {**sent, "images": refs, "mask": mask_ref}
             masks = [inputs.mask_path] if inputs.mask_path is not None else []
             hashes = await file_hashes([*inputs.paths, *masks])
@@ -168,11 +181,14 @@ async def edit_image(
                 return await _finish(services, request_id, recorded, response,
                                      _phase_progress(job), preview_edge)
 
-            return await run_local(
+            admit = money.admitter(services, quote, tool="edit_image", route="E2",
+                                   model=str(sent["model"]), confirmed=confirmed)
+            result = await run_local(
                 services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
                 args=recorded, key=key, work=work, ticker=ticker, wait=wait, dedupe=dedupe,
-                cleanup=stack.pop_all(),
+                cleanup=stack.pop_all(), admit=admit,
             )
+            return money.finish(services, result, quote)
 
 
 def _by_url(services: Services, params: dict[str, Any], refs: list[str]) -> bool:
@@ -188,6 +204,7 @@ def _by_url(services: Services, params: dict[str, Any], refs: list[str]) -> bool
 async def _edit_by_url(
     services: Services, params: dict[str, Any], refs: list[str], mask_ref: str | None,
     ticker: Ticker, *, wait: bool, dedupe: bool, preview_edge: int | None,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
     """Edit by URL: the parameter rules are checked here; the images only TTAPI sees."""
     violations = [v for v in validate_edit(params, [], None)
@@ -196,6 +213,8 @@ async def _edit_by_url(
         raise violations_error(violations)
     client = services.require_client()
     sent = upstream_options(params)
+    quote = money.priced(services.settings, sent, input_images=len(refs))
+    await money.announce(ticker, quote)
     recorded = {**sent, "images": refs, "mask": mask_ref}
 
     async def work(job: LiveJob) -> ImageToolResult:
@@ -213,11 +232,14 @@ async def _edit_by_url(
         return await _finish(services, request_id, recorded, response, _phase_progress(job),
                              preview_edge)
 
-    return await run_local(
+    admit = money.admitter(services, quote, tool="edit_image", route="E2",
+                           model=str(sent["model"]), confirmed=confirmed)
+    result = await run_local(
         services, kind="edit", model=str(sent["model"]), prompt=str(sent["prompt"]),
         args=recorded, key=call_key("edit_image", recorded), work=work, ticker=ticker,
-        wait=wait, dedupe=dedupe,
+        wait=wait, dedupe=dedupe, admit=admit,
     )
+    return money.finish(services, result, quote)
 
 
 async def _queue(services: Services, job: LiveJob) -> None:

@@ -18,6 +18,7 @@ from ttapi_mcp.api import TTAPIError
 from ttapi_mcp.catalog.asyncjobs import MODEL_4O, validate_async_job
 from ttapi_mcp.store import JobRecord
 
+from . import money
 from .collect4o import (
     UnknownJobError,
     check_once,
@@ -78,11 +79,13 @@ async def submit_gpt4o(
     model: str | None = None,
     aspect_ratio: str | None = None,
     size: str | None = None,
+    confirmed: float | None = None,
 ) -> ImageToolResult:
     """Submit a 4o job, record it at once, watch it in the background, wait (if asked).
 
     ``model`` other than gpt-4o-image goes to the async GPT route (§11.6), with the same
     recording, watching, hooks and recovery; its kind ("gpt") is kept in the job row.
+    Its estimate is reserved first (``money.admit``) and settled when the job ends.
 
     In HTTP mode with ``public_base_url`` set, TTAPI is given a hook URL on this server
     (see :mod:`.hooks`), unless the caller passed their own ``hook_url``, which wins:
@@ -108,6 +111,11 @@ async def submit_gpt4o(
         route = route_of_params(params)
         own_hook = None if hook_url else new_hook(services)
         sent = {**params, "hook_url": own_hook[0]} if own_hook else params
+        quote = money.quote_job(settings, params.get("model"), params.get("size"))
+        await money.announce(ticker, quote)
+        ledger_id = await money.admit(services, quote, tool="gpt4o_image",
+                                      model=str(params.get("model") or "gpt-4o-image"),
+                                      route=route.request_route, confirmed=confirmed)
         # Awaited: the job row is only written once TTAPI has answered with its id.
         request_id = await services.store.start_request(
             "gpt4o_image", route.request_route, params, wait=True
@@ -121,7 +129,10 @@ async def submit_gpt4o(
                 job_id = await route.submit(client, sent)
             except TTAPIError as exc:
                 await services.store.finish_request(request_id, "error", error=str(exc))
+                await money.settle(services, ledger_id, billed=exc.may_have_been_billed,
+                                   outcome="error")
                 raise upstream_error(exc) from None
+        await money.attach_job(services, ledger_id, job_id)
         recorded: dict[str, Any] = {**params, "request_id": request_id}
         if own_hook:
             bind_hook(services, own_hook[1], job_id)
@@ -134,11 +145,12 @@ async def submit_gpt4o(
             await services.store.finish_request(request_id, "pending")
         log.info("4o job %s submitted", job_id)
         if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
-            return pending_result(job_id, "SUBMITTED", params)
+            return money.finish(services, pending_result(job_id, "SUBMITTED", params), quote)
         watcher = watch_4o(services, job_id, params, settings.poll_first_delay, route)
-        return await services.require_runner().wait(
+        result = await services.require_runner().wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)
         )
+        return money.finish(services, result.model_copy(), quote)
 
 
 async def fetch_job(

@@ -10,7 +10,9 @@ row, so it works after a restart too.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -22,10 +24,13 @@ from .common import ServiceError, Services, to_saved
 from .crossproc import follow_row, row_phase
 from .dedupe import recent_success, user_key
 from .progress import Ticker
-from .results import ImageToolResult, MissingImage, NextCall
+from .results import CostEstimate, ImageToolResult, MissingImage, NextCall
 from .runner import LiveJob, Work, args_without_secrets, interrupted_message, new_local_id
 
+log = logging.getLogger("ttapi_mcp.service")
+
 RESULT_STATUS = {"completed": "succeeded", "partial": "partial"}
+Admit = Callable[[Work, str], Awaitable[Work]]
 
 
 async def run_local(
@@ -41,12 +46,17 @@ async def run_local(
     wait: bool,
     dedupe: bool,
     cleanup: AsyncExitStack | None = None,
+    admit: Admit | None = None,
 ) -> ImageToolResult:
     """Start (or attach to an identical) job, then wait for it within the budget.
 
     An identical job may run in this process (attach to it here) or in another server on
     the same store (attach through its row). ``cleanup`` (e.g. temporary input files)
     belongs to the job once it starts, and is closed here when no job is started.
+    ``admit(work, job_id)``, called only when a job is about to start (an attached call
+    pays nothing), may refuse it (budgets) by raising, or return the work to run instead
+    (one that settles its reservation); a call that then attaches to another server's
+    job gives its reservation back.
     """
     runner = services.require_runner()
     budget = services.settings.wait_budget_seconds if wait else 0.0
@@ -69,6 +79,12 @@ async def run_local(
     job = LiveJob(job_id=new_local_id(), kind=kind, model=model,
                   dedupe_key=key if dedupe else None)
     recorded = {**args_without_secrets(args), "dedupe_key": key}
+    if admit is not None:
+        try:
+            work = await admit(work, job.job_id)
+        except BaseException:
+            await _close(cleanup)
+            raise
     with anyio.CancelScope(shield=True):
         started, created = await services.store.start_job(
             job.job_id, kind, prompt, "running", request_args=recorded,
@@ -76,11 +92,25 @@ async def run_local(
         )
     if not created:  # another server runs this very call: wait for it through its row
         await _close(cleanup)
+        if admit is not None:  # this call pays nothing: give its reservation back
+            await _release_reservation(services, job.job_id)
         ticker.set(f"identical call already running as job {started.job_id} in another "
                    "server; attaching to it")
         return await wait_elsewhere(services, started.job_id, ticker, budget)
     runner.start(job, work, lambda j: finish_local(services, j), cleanup)
     return await runner.wait(job, ticker, budget, local_pending)
+
+
+async def _release_reservation(services: Services, job_id: str) -> None:
+    """Release the reservation a job that never started holds (never raises)."""
+    from .money import settle
+
+    try:
+        ledger_id = await services.store.reservation_for_job(job_id)
+    except Exception:
+        log.exception("could not look up the ledger entry of job %s", job_id)
+        return
+    await settle(services, ledger_id, billed=False, outcome="attached")
 
 
 async def _close(cleanup: AsyncExitStack | None) -> None:
@@ -99,6 +129,7 @@ async def finish_local(services: Services, job: LiveJob) -> None:
         upstream = {
             "model": result.model, "parameters": result.parameters, "usage": result.usage,
             "missing": [m.model_dump() for m in result.missing],
+            "cost": result.cost.model_dump() if result.cost is not None else None,
         }
         await services.store.update_job(
             job.job_id, status=result.job_status, image_ids=[i.id for i in result.images],
@@ -147,6 +178,7 @@ async def result_from_record(services: Services, record: JobRecord) -> ImageTool
         model=str(upstream.get("model") or (record.request_args or {}).get("model") or ""),
         parameters=dict(upstream.get("parameters") or {}),
         images=images, missing=missing, usage=upstream.get("usage"),
+        cost=CostEstimate.model_validate(upstream["cost"]) if upstream.get("cost") else None,
         job_id=record.job_id, job_status=record.status, message=record.message,
     )
 

@@ -54,6 +54,15 @@ class NextCall(BaseModel):
     arguments: dict[str, Any]
 
 
+class CostEstimate(BaseModel):
+    """What the call was estimated to cost before it was sent (TTAPI publishes no prices)."""
+
+    estimate_quota: float = Field(description="Estimated quota for the whole call (1 USD = "
+                                  "100 quota); an estimate from the server's price table.")
+    estimate_usd: float = Field(description="The same estimate in US dollars.")
+    basis: str = Field(description="How the estimate was made (price per image, count).")
+
+
 class ImageToolResult(BaseModel):
     """Structured result shared by generate_image, edit_image, gpt4o_image and fetch_job."""
 
@@ -71,6 +80,11 @@ class ImageToolResult(BaseModel):
     missing: list[MissingImage] = Field(default_factory=list)
     usage: dict[str, Any] | None = Field(default=None, description="Token usage (GPT models).")
     quota: float | None = Field(default=None, description="Quota charged (GPT-4o image jobs).")
+    cost: CostEstimate | None = Field(
+        default=None, description="The cost estimate made before sending (see usage/quota "
+        "for what TTAPI reported).")
+    warning: str | None = Field(default=None, description="A one-line warning, e.g. a low "
+                                "TTAPI balance.")
     job_id: str | None = None
     job_status: str | None = Field(default=None, description="Upstream job status, if a job.")
     message: str | None = None

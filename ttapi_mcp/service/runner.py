@@ -18,7 +18,7 @@ are woken first come, first served, so queued calls go in order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -126,6 +126,10 @@ class JobRunner:
 
     def find(self, job_id: str) -> LiveJob | None:
         return self.live.get(job_id)
+
+    def background(self, fn: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run ``fn`` in the server's task group: bookkeeping no call waits for."""
+        self._tg.start_soon(fn, name=name)
 
     def running_with_key(self, key: str) -> LiveJob | None:
         return self._by_key.get(key)

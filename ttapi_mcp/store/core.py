@@ -50,6 +50,7 @@ from ..imagefacts import (
 from . import files
 from .db import Database, dumps
 from .leases import LeasesMixin, Owner
+from .ledger import LedgerMixin
 from .models import (
     SUMMARY_COLUMNS,
     ConsistencyReport,
@@ -71,7 +72,7 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, UsersMixin):
+class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, UsersMixin):
     """The output folder and its database. Use ``async with ImageStore(...)``.
 
     ``lease_seconds``: how long this process's claims on jobs last unless renewed

@@ -87,6 +87,16 @@ MIGRATIONS: list[str] = [
         bytes INTEGER NOT NULL, created_at REAL NOT NULL);
     CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
     """,
+    # The spend ledger (service/money.py): one row per paid call, reserved before sending.
+    """
+    CREATE TABLE IF NOT EXISTS ledger (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, tool TEXT NOT NULL, model TEXT,
+        route TEXT, images INTEGER, estimate_quota REAL NOT NULL, held_quota REAL NOT NULL,
+        state TEXT NOT NULL, reported_quota REAL, usage TEXT, outcome TEXT,
+        maybe_billed INTEGER, job_id TEXT, basis TEXT, finished_at REAL);
+    CREATE INDEX IF NOT EXISTS ledger_created ON ledger(created_at);
+    CREATE INDEX IF NOT EXISTS ledger_job ON ledger(job_id);
+    """,
     # Per-user isolation: whose image, job and request each row is (the access token's
     # subject; 'local' in stdio and static-token modes, and for every older row).
     """
@@ -95,6 +105,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
     CREATE INDEX images_user_created ON images(user_id, created_at, id);
     CREATE INDEX jobs_user_created ON jobs(user_id, created_at, job_id);
+    ALTER TABLE ledger ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
     """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0

@@ -102,6 +102,16 @@ PG_MIGRATIONS: list[str] = [
         bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
     CREATE INDEX IF NOT EXISTS partial_images_job ON partial_images(job_id);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS ledger (
+        id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL, tool TEXT NOT NULL,
+        model TEXT, route TEXT, images BIGINT, estimate_quota DOUBLE PRECISION NOT NULL,
+        held_quota DOUBLE PRECISION NOT NULL, state TEXT NOT NULL,
+        reported_quota DOUBLE PRECISION, usage TEXT, outcome TEXT, maybe_billed BIGINT,
+        job_id TEXT, basis TEXT, finished_at DOUBLE PRECISION);
+    CREATE INDEX IF NOT EXISTS ledger_created ON ledger(created_at);
+    CREATE INDEX IF NOT EXISTS ledger_job ON ledger(job_id);
+    """,
     # Per-user isolation: whose image, job and request each row is (the access token's
     # subject; 'local' in stdio and static-token modes, and for every older row).
     """
@@ -110,6 +120,7 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
     CREATE INDEX images_user_created ON images(user_id, created_at, id);
     CREATE INDEX jobs_user_created ON jobs(user_id, created_at, job_id);
+    ALTER TABLE ledger ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
     """,
 ]
 
@@ -120,6 +131,7 @@ _REWRITES: list[tuple[str, str]] = [
     ("i.rowid IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)",
      "to_tsvector('simple', coalesce(i.prompt, '') || ' ' || coalesce(i.revised_prompt, ''))"
      " @@ ttapi_prefix_query(?)"),
+    ("BEGIN IMMEDIATE", f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"),  # the ledger's
     ("PRAGMA data_version", "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"),
 ]
 _INDEX_HINT = re.compile(r"\s+INDEXED BY \w+")

@@ -319,3 +319,32 @@ async def test_an_unreachable_postgresql_is_a_clear_error_without_the_password(
     text = str(failed.value)
     assert "cannot open the PostgreSQL database" in text and "database_url" in text
     assert "s3cret-pw" not in text and "ttapi:***@127.0.0.1" in text
+
+
+async def test_budget_reservations_of_five_servers_at_once_never_exceed_the_limit(
+    tmp_path: Path, database_url: str | None,
+) -> None:
+    from ttapi_mcp.store.ledger import Limit
+
+    peers = stores(tmp_path, 5, url=database_url)
+    for store in peers:
+        await store.open()
+    limit = Limit(start=0.0, end=2e9, quota=40.0)
+    won: list[str] = []
+    try:
+        async def reserve(store: ImageStore) -> None:
+            for _ in range(20):
+                got = await store.reserve(now=time.time(), tool="generate_image", model="m",
+                                          route="E1", images=1, estimate=1.0, basis="test",
+                                          limits=[limit])
+                if got.ledger_id:
+                    won.append(got.ledger_id)
+
+        async with anyio.create_task_group() as tg:
+            for store in peers:
+                tg.start_soon(reserve, store)
+        held = await peers[0].held_between(0.0, 2e9)
+    finally:
+        for store in peers:
+            await store.close()
+    assert len(won) == 40 and held == 40.0

@@ -84,6 +84,7 @@ async def test_a_user_sees_only_their_own_images_and_jobs(
         four_o = await client.call_tool("gpt4o_image", {"prompt": "a secret map"})
         assert not made.is_error and not four_o.is_error, (_text(made), _text(four_o))
         return {"uri": made.structured_content["images"][0]["uri"],
+                "path": made.structured_content["images"][0]["path"],
                 "job": made.structured_content["job_id"],
                 "four_o": four_o.structured_content["job_id"],
                 "four_o_uri": four_o.structured_content["images"][0]["uri"]}
@@ -103,6 +104,8 @@ async def test_a_user_sees_only_their_own_images_and_jobs(
         seen["four_o"] = _text(await client.call_tool("fetch_job", {"job_id": mine["four_o"]}))
         seen["edit"] = await client.call_tool("edit_image", {
             "prompt": "make it mine", "images": [mine["uri"]], "model": "dall-e-2"})
+        seen["path_edit"] = await client.call_tool("edit_image", {
+            "prompt": "make it mine", "images": [mine["path"]], "model": "dall-e-2"})
         try:
             seen["job_resource"] = await client.read_resource(f"ttapi://jobs/{mine['job']}")
         except Exception as exc:
@@ -119,6 +122,8 @@ async def test_a_user_sees_only_their_own_images_and_jobs(
     assert "No job" in seen["job"] and "recorded" in seen["job"]
     assert "does not know job" in seen["four_o"]
     assert seen["edit"].is_error and "no saved image has this id" in _text(seen["edit"])
+    assert seen["path_edit"].is_error and "cannot name files on the server" in \
+        _text(seen["path_edit"])
     assert "No job" in str(seen["job_resource"])
     for text in (seen["uri"], seen["job"], seen["four_o"], _text(seen["edit"])):
         assert "forbidden" not in text.lower() and "another user" not in text.lower()

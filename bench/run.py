@@ -30,6 +30,7 @@ from fig_calls import call_overhead, preview_cost  # noqa: E402
 from fig_concurrency import concurrency  # noqa: E402
 from fig_crossproc import crossproc  # noqa: E402
 from fig_memory import memory  # noqa: E402
+from fig_replicas import replicas  # noqa: E402
 from fig_startup import cold_start  # noqa: E402
 from fig_store import store_scale  # noqa: E402
 from harness import BENCH_DIR, EmulatorProcess, Plan, Row, plan_for  # noqa: E402
@@ -74,11 +75,16 @@ async def _gallery(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, flo
     return await gallery_page(em, work, plan)
 
 
+async def _replicas(em: EmulatorProcess, work: Path, plan: Plan,
+                    _: dict[str, float]) -> list[Row]:
+    return await replicas(em, work, plan)
+
+
 FIGURES: list[tuple[str, Figure]] = [
     ("cold start", _startup), ("call overhead", _calls), ("concurrency", _conc),
     ("memory", _memory), ("store scale", _store), ("preview cost", _preview),
     ("crossproc collection", _crossproc),
-    ("sheet size", _sheet), ("gallery page", _gallery),
+    ("sheet size", _sheet), ("gallery page", _gallery), ("replicas", _replicas),
 ]
 
 
@@ -137,7 +143,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run one figure: cold, call, concurrency, memory, store, preview, "
-                        "crossproc, sheet, gallery")
+                        "crossproc, sheet, gallery, replicas")
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
                         help="also write the table as Markdown (default bench/RESULTS.md); "
                         "the file's sections (from its first '## ' heading on) are kept")

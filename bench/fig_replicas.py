@@ -1,4 +1,4 @@
-"""Figure 8: replicas on one PostgreSQL behind haproxy.
+"""Figure 9: replicas on one PostgreSQL behind haproxy.
 
 a) Calls per second through the balancer with 1 and with 3 replicas (same run, same
    PostgreSQL, same emulator): dall-e-2 calls at a fixed concurrency, 2026-07-28 clients

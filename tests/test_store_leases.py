@@ -348,3 +348,22 @@ async def test_budget_reservations_of_five_servers_at_once_never_exceed_the_limi
         for store in peers:
             await store.close()
     assert len(won) == 40 and held == 40.0
+
+
+async def test_a_postgresql_connection_cut_by_the_server_is_replaced_and_the_call_goes_on(
+    tmp_path: Path, pg_cluster: object,
+) -> None:
+    import psycopg
+
+    url = pg_cluster.new_schema_url()  # type: ignore[attr-defined]
+    (store,) = stores(tmp_path, 1, url=url)
+    async with store:
+        await store.start_job("local-eeeeeeeeeeee", "generate", "p", "running")
+        with psycopg.connect(url, autocommit=True) as admin:  # as a failover or restart does
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid != pg_backend_pid() AND datname = current_database()"
+                " AND backend_type = 'client backend'").fetchall()
+        record = await store.update_job("local-eeeeeeeeeeee", status="failed")
+    assert cut and all(row[0] for row in cut)
+    assert record.status == "failed"

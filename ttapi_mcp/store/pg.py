@@ -12,8 +12,9 @@ heavy import and most installs never need it). Why this shape:
   that statements run in submission order (an unawaited bookkeeping write runs before
   whatever is awaited after it); one connection on one thread keeps that promise
   exactly as SQLite does. The pool replaces a connection that broke (a PostgreSQL
-  restart, a failover) and checks it before use, and a transaction that failed on a
-  broken connection is run once more on a fresh one.
+  restart, a failover), and a transaction that failed on a broken connection is run
+  once more on a fresh one (no check query before each use: a round trip per
+  statement would double the store's latency).
 - **BEGIN IMMEDIATE becomes a transaction-scoped advisory lock**, the one write lock
   SQLite takes, so a claim that reads then writes (dedupe on start) cannot interleave
   with another process's. Single-statement claims rely on PostgreSQL's row locks:
@@ -212,7 +213,7 @@ class PgDatabase(Database):
         from psycopg_pool import ConnectionPool
 
         pool = ConnectionPool(
-            self.url, min_size=1, max_size=1, open=False, check=ConnectionPool.check_connection,
+            self.url, min_size=1, max_size=1, open=False,
             kwargs={"connect_timeout": int(CONNECT_TIMEOUT_SECONDS)}, name="ttapi-store",
         )
         try:

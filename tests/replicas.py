@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ START_SECONDS = 30
 HAPROXY_CONFIG = """\
 global
     maxconn 1024
+    stats socket {socket} mode 600 level admin
 defaults
     mode http
     timeout connect 2s
@@ -104,7 +106,9 @@ class Balancer:
             f"    server r{i} 127.0.0.1:{p} check inter 300ms fall 1 rise 1"
             for i, p in enumerate(ports))
         self.config = folder / "haproxy.cfg"
-        self.config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
+        self.socket = folder / "haproxy.sock"
+        self.config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers,
+                                                     socket=self.socket))
         self.log = folder / "haproxy.log"
         self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None
@@ -124,6 +128,33 @@ class Balancer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+    def command(self, line: str) -> str:
+        """One command on haproxy's admin socket (the runtime API); its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.socket))
+            sock.sendall(line.encode() + b"\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer.decode()
+
+    def drain(self, server: str, timeout: float = 30.0) -> None:
+        """Send no new requests to ``server`` and wait until its requests are answered:
+        the first step of a rolling restart."""
+        self.command(f"set server replicas/{server} state drain")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for row in self.command("show stat").splitlines():
+                fields = row.split(",")
+                if fields[:2] == ["replicas", server] and fields[4] == "0":
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"{server} still had requests after {timeout} s")
+
+    def ready(self, server: str) -> None:
+        self.command(f"set server replicas/{server} state ready")
 
 
 def replica_env(base_url: str, key: str, folder: Path, database_url: str,

@@ -209,9 +209,12 @@ async def test_load_through_the_balancer_with_faults_and_a_replica_restarted(
         with anyio.fail_after(120):
             while len(saved) + len(errors) + len(crashes) < LOAD_CALLS // 2:
                 await anyio.sleep(0.05)
-        victim = deployment.replicas[2]
+        # A rolling restart: drained at the balancer, stopped, started, back in.
+        victim, balancer = deployment.replicas[2], deployment.balancer
+        await anyio.to_thread.run_sync(balancer.drain, "r2")
         await anyio.to_thread.run_sync(victim.stop)
         await anyio.to_thread.run_sync(victim.start)
+        balancer.ready("r2")
         restarted.set()
 
     with anyio.fail_after(240):

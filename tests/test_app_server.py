@@ -57,7 +57,7 @@ async def test_a_client_with_apps_gets_the_page_and_the_bound_tools(
         listed = [str(r.uri) for r in (await client.list_resources()).resources]
     for name in FOUR:
         assert tools[name].meta == {"ui": {"resourceUri": VIEWER_URI}}, name
-    for name in ("app_images", "app_gallery"):
+    for name in ("app_images", "app_gallery", "app_partials"):
         assert tools[name].meta["ui"]["visibility"] == ["app"], name  # hidden from the model
         assert tools[name].annotations.read_only_hint
     assert tools["show_gallery"].meta["ui"]["visibility"] == ["model", "app"]
@@ -213,3 +213,31 @@ async def test_results_do_not_depend_on_whether_the_client_renders_apps(
     assert shape(without) == shape(with_apps) == [
         ("text", None), *[("resource_link", "image/png")] * 3, ("image", "image/jpeg")]
     assert without.structured_content.keys() == with_apps.structured_content.keys()
+
+
+async def test_app_partials_gives_the_newest_partial_of_each_image_once(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.options.stream_seconds = 0.05
+    settings = make_server_settings(emulator.base_url, tmp_path)
+    async with apps_client(settings) as client:
+        made = await client.call_tool("generate_image", {
+            "prompt": "streamed boats", "n": 2, "partial_images": 2, **GPT})
+        job_id = made.structured_content["job_id"]
+        first = await client.call_tool("app_partials", {"job_id": job_id})
+        listed = first.structured_content["partials"]
+        again = await client.call_tool("app_partials", {
+            "job_id": job_id, "have": [listed[0]["partial_id"]]})
+        none = await client.call_tool("app_partials", {"job_id": "local-nothing"})
+        read = await client.read_resource(listed[1]["uri"])
+        bad = await client.call_tool("app_partials", {"job_id": ""})
+    assert [(p["image_index"], p["partial_index"], p["sent"]) for p in listed] == [
+        (0, 1, True), (1, 1, True)]
+    assert [c.type for c in first.content] == ["text", "image", "image"]
+    assert all(len(c.data) <= 120_000 for c in first.content if c.type == "image")
+    assert [p["sent"] for p in again.structured_content["partials"]] == [False, True]
+    assert [c.type for c in again.content] == ["text", "image"]
+    assert none.structured_content["partials"] == [] and not none.is_error
+    assert read.contents[0].blob
+    assert bad.is_error and "job_id" in bad.content[0].text
+    assert len(emulator.api_requests("E1")) == 1  # reading partials sends nothing

@@ -168,3 +168,70 @@ async def test_a_refused_call_shows_its_explanation(
             assert await host.app.locator("#images figure").count() == 0
             assert await host.calls() == []
     assert emulator.api_requests() == []
+
+
+async def test_a_pending_streamed_call_shows_its_partial_images_then_its_result(
+    emulator: Emulator, server_settings: Any
+) -> None:
+    import sqlite3
+
+    emulator.options.stream_seconds = 8.0
+    args = {"prompt": "a heron in the reeds, streamed", "model": "gpt-image-1", "n": 2,
+            "size": "1024x1024", "quality": "low", "partial_images": 2, "wait": False}
+    with serve_http(server_settings) as origin:
+        async with app_host(f"{origin}/mcp") as host:
+            result = await host.client.call_tool("generate_image", args)
+            assert result.structured_content["status"] == "pending"
+            job_id = result.structured_content["job_id"]
+            await host.open("generate_image")
+            await host.deliver(args, result)
+            await host.app.locator("#partials:not([hidden]) #partial-grid img").first.wait_for()
+            for _ in range(200):
+                if await host.decoded_images("#partial-grid img") >= 1:
+                    break
+                await host.page.wait_for_timeout(50)
+            else:
+                raise AssertionError("no partial image decoded")
+            shown = await host.app.locator("#partial-grid figure").evaluate_all(
+                "els => els.map(e => e.dataset.partialId)")
+            assert "running" in await host.app.locator("#status").inner_text()
+            assert await host.app.locator("#images figure").count() == 0
+            await host.screenshot("viewer-partials")
+            await host.app.locator("#status", has_text="2 images").wait_for(timeout=30000)
+            await _wait_images(host, 2)
+            assert await host.app.locator("#partials").is_hidden()
+            assert await host.app.locator("#partial-grid figure").count() == 0
+            calls = [c["params"] for c in await host.calls()
+                     if c["params"]["name"] == "app_partials"]
+    with sqlite3.connect(server_settings.store_path) as db:
+        stored = {r[0] for r in db.execute(
+            "SELECT partial_id FROM partial_images WHERE job_id = ?", (job_id,))}
+    assert shown and set(shown) <= stored
+    assert len(stored) == 4
+    assert calls and {c["arguments"]["job_id"] for c in calls} == {job_id}
+    # A preview the page shows is named in "have", so it is not sent again.
+    assert any(set(c["arguments"]["have"]) & set(shown) for c in calls[1:]), calls
+    assert len(emulator.api_requests("E1")) == 1
+
+
+async def test_draw_again_of_a_gpt_route_job_without_tool_info_repeats_that_job(
+    emulator: Emulator, server_settings: Any
+) -> None:
+    """A host that names no tool: the arguments tell a gpt4o_image job (aspect_ratio exists
+    only there), so Draw again submits the job again, not a generate_image call that
+    would refuse aspect_ratio as unknown."""
+    args = {"prompt": "draw a harbour at dusk", "model": "gpt-image-2", "aspect_ratio": "16:9"}
+    with serve_http(server_settings) as origin:
+        async with app_host(f"{origin}/mcp") as host:
+            result = await host.client.call_tool("gpt4o_image", args)
+            assert result.structured_content["status"] == "completed", result.content
+            await host.open()
+            await host.deliver(args, result)
+            await _wait_images(host, 1)
+            await host.app.locator("#again").click()
+            await host.app.locator("#status", has_text="1 image").wait_for()
+            await _wait_images(host, 1)
+            again = [c["params"] for c in await host.calls()
+                     if c["params"]["name"] != "app_images"]
+    assert again == [{"name": "gpt4o_image", "arguments": args}]
+    assert len(emulator.api_requests("A1")) == 2

@@ -65,8 +65,9 @@ def test_all_ok_exits_0_shows_origins_and_the_key_masked(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "free space" not in line]
     names = [line.split()[1] for line in lines]
+    assert names == ["installation", "configuration", "api", "base", "balance", "output", "store",
+                     "temporary", "files", "rows"], result.stdout
     assert all(line.startswith("OK ") for line in lines), result.stdout
-    assert len(lines) == 10 and "installation" in names and "balance" in names, result.stdout
     assert KEY not in result.stdout + result.stderr
     assert f"****{KEY[-4:]} (environment variable TTAPI_API_KEY)" in result.stdout
     assert "(environment variable TTAPI_BASE_URL) answered HTTP" in result.stdout
@@ -169,6 +170,25 @@ async def test_fix_records_orphans_drops_dead_rows_and_sweeps_only_stale_temp_fi
     for name in ("store", "temporary files", "files w/o rows", "rows w/o files"):
         assert again[name].status == "OK", again[name]
     assert "2 images" in again["store"].detail
+
+
+@pytest.mark.anyio
+async def test_a_database_kept_in_the_output_folder_is_not_an_orphan(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    env = _env(str(emulator.base_url), tmp_path, TTAPI_DATABASE_PATH=str(out / "store.sqlite3"))
+    async with ImageStore(out, out / "store.sqlite3") as store:
+        await store.save_image(_png((1, 2, 3)), model="m", prompt="p", parameters={})
+        await store.save_partial("local-x", 0, 0, _png((4, 5, 6)))  # out/partials/: a preview
+        orphan = out / "left-behind.png"
+        orphan.write_bytes(_png((7, 8, 9)))
+        checks = await _checks(env)  # while the store is open: its -wal and -shm exist
+    assert checks["store"].detail.endswith("1 images recorded"), checks["store"]
+    assert checks["files w/o rows"].status == "WARN"
+    assert "1 files" in checks["files w/o rows"].detail, checks["files w/o rows"]
+    assert "left-behind.png" in checks["files w/o rows"].detail
+    assert "store.sqlite3" not in checks["files w/o rows"].detail
 
 
 @pytest.mark.anyio

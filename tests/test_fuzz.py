@@ -261,7 +261,8 @@ def test_the_app_tools_answer_anything(
 ) -> None:
     """The gallery's and viewer's tools: a page or a tool error, never a crash, nothing sent."""
     for tool, tool_args in (("app_gallery", args), ("app_images", {"image_ids": ids,
-                                                                   "size": size})):
+                                                                   "size": size}),
+                            ("app_partials", {"job_id": size, "have": ids})):
         result, seen = harness.call(tool, tool_args, ("E1", "E2", "E3", "E4", "E5"))
         assert seen == []
         dumped = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)

@@ -212,7 +212,7 @@ async def test_a_signed_in_client_generates_reads_and_fetches(
     assert Path(result.structured_content["images"][0]["path"]).is_file()
     assert read.contents[0].mime_type == "image/png"
     assert not fetched.is_error, fetched.content
-    assert len(emulator.api_requests()) == 1
+    assert len(emulator.api_requests("E1")) == 1  # the balance is read beside it
 
 
 @pytest.mark.anyio
@@ -545,7 +545,7 @@ async def test_a_generate_only_token_spends_but_cannot_read(
     result, refused = await _client_call(signed_in, token, client_mode, work)
     assert not result.is_error, result.content
     assert "images:read" in str(refused)
-    assert len(emulator.api_requests()) == 1
+    assert len(emulator.api_requests("E1")) == 1  # the balance is read beside it
 
 
 def test_a_duplicated_key_cannot_smuggle_a_paid_call(
@@ -674,7 +674,7 @@ async def test_the_sdk_oauth_client_signs_in_and_steps_up_for_a_paid_call(
     assert fetched.is_error and "local-000000000000" in fetched.content[0].text
     assert not result.is_error, result.content
     assert Path(result.structured_content["images"][0]["path"]).is_file()
-    assert len(emulator.api_requests()) == 1
+    assert len(emulator.api_requests("E1")) == 1  # the balance is read beside it
     # It found the scopes in our metadata, signed in once, and again for the paid call.
     assert set(asked[0].split()) == {"images:generate", "images:read"}
     assert len(asked) == 2 and "images:generate" in asked[1].split()

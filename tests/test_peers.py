@@ -18,8 +18,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,25 @@ async def peer(env: dict[str, str], log: Path) -> AsyncIterator[Any]:
         async with Client(stdio_client(params, errlog=errlog)) as client:
             await read_json(client, "ttapi://jobs")  # its services (and recovery) are up
             yield client
+
+
+@contextmanager
+def doomed_server(env: dict[str, str]) -> Iterator[StrictStdio]:
+    """A ``serve`` process spoken to by hand (initialised), for a test to SIGKILL mid-job
+    (``.proc``); killed on the way out if it still runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, cwd="/")
+    try:
+        a = StrictStdio(proc)
+        a.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                 "clientInfo": {"name": "doomed", "version": "1"}})
+        a.send("notifications/initialized", notify=True)
+        yield a
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def rows(database: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -135,14 +154,7 @@ async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_
     env = peer_env(emulator, tmp_path)
     database = tmp_path / "db.sqlite3"
     async with peer(env, tmp_path / "b.log") as b:
-        proc = subprocess.Popen([sys.executable, "-m", "ttapi_mcp", "serve"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env, cwd="/")
-        try:
-            a = StrictStdio(proc)
-            a.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                     "clientInfo": {"name": "doomed", "version": "1"}})
-            a.send("notifications/initialized", notify=True)
+        with doomed_server(env) as a:
             submitted = a.request("tools/call", {"name": "gpt4o_image", "arguments": {
                 "prompt": "draw an orphaned boat", "wait": False}})
             job_id = submitted["result"]["structuredContent"]["job_id"]
@@ -151,8 +163,8 @@ async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_
             await until(lambda: emulator.arrived("E1"))
             await anyio.sleep(1.3)  # A alive: a whole lease later, B has touched nothing
             before = rows(database, "SELECT kind, status FROM jobs ORDER BY kind")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(10)
             killed_at = time.monotonic()
             local = await until(lambda: rows(
                 database, "SELECT job_id, message FROM jobs WHERE kind = 'generate'"
@@ -162,10 +174,6 @@ async def test_after_a_is_killed_b_interrupts_its_local_job_and_collects_its_4o_
                                                " AND image_ids != '[]'", job_id))
             fetched = await b.call_tool("fetch_job", {"job_id": job_id})
             fetched_local = await b.call_tool("fetch_job", {"job_id": local[0][0]})
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
     assert before == [("4o", "SUBMITTED"), ("generate", "running")]
     assert 0.5 < noticed < 5, noticed  # after A's lease ran out, by B's sweep
     assert "may already have completed upstream and been billed" in local[0][1]

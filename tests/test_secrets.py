@@ -130,8 +130,14 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
     seen.append((await client.list_resource_templates()).model_dump_json())
     uris = {*resources, "ttapi://models", "ttapi://usage", f"ttapi://jobs/{job_id}",
             f"ttapi://jobs/{slow.structured_content['job_id']}"}
+    uris.add(f"ttapi://partials/{streamed.structured_content['job_id']}.0.1")
     for resource in sorted(uris):
         seen.append((await client.read_resource(resource)).model_dump_json())
+    try:  # the key is refused by now: the account's error must not carry it either
+        seen.append((await client.read_resource("ttapi://account")).model_dump_json())
+    except Exception as exc:  # the client raises the resource error
+        seen.append(repr(exc))
+        assert "401" in str(exc) or "key" in str(exc).lower(), exc
     prompts = await client.list_prompts()
     seen.append(prompts.model_dump_json())
     for prompt in prompts.prompts:
@@ -143,6 +149,7 @@ async def _drive(client: Any, emulator: Emulator, seen: list[str]) -> dict[str, 
     for name, args in (("app_images", {"image_ids": [image_id]}),
                        ("app_images", {"image_ids": [image_id], "size": "full"}),
                        ("app_gallery", {}), ("app_gallery", {"query": CANARY}),
+                       ("app_partials", {"job_id": streamed.structured_content["job_id"]}),
                        ("show_gallery", {})):
         assert not (await call(name, args)).is_error, name
     return {"resources": resources, "prompts": [p.name for p in prompts.prompts]}

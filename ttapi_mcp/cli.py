@@ -75,8 +75,8 @@ def _add_install_commands(commands: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ttapi-mcp",
-        description="MCP server for TTAPI image models: gpt-image-1, dall-e-2, dall-e-3 "
-        "and GPT-4o image jobs.",
+        description="MCP server for TTAPI image models: gpt-image-1, gpt-image-1.5, "
+        "gpt-image-2, dall-e-2, dall-e-3, and image jobs (GPT-4o image, gpt-image-2-plus).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

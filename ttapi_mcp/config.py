@@ -88,9 +88,13 @@ class Settings(BaseModel):
     wait_budget_seconds: float = Field(
         50.0, ge=0, le=3600, description="How long a tool waits before answering 'pending'."
     )
-    poll_first_delay: float = Field(3.0, ge=0, description="First 4o job poll after submit.")
-    poll_interval: float = Field(5.0, gt=0, description="4o job poll interval.")
-    poll_max_interval: float = Field(15.0, gt=0, description="Longest 4o job poll interval.")
+    poll_first_delay: float = Field(
+        3.0, ge=0, description="First poll of a gpt4o_image job after submit."
+    )
+    poll_interval: float = Field(5.0, gt=0, description="Poll interval of a gpt4o_image job.")
+    poll_max_interval: float = Field(
+        15.0, gt=0, description="Longest poll interval of a gpt4o_image job."
+    )
     progress_interval_seconds: float = Field(
         5.0, gt=0, le=5.0, description="Longest gap between progress notifications."
     )
@@ -114,7 +118,7 @@ class Settings(BaseModel):
         "checks the store."
     )
     public_base_url: str | None = Field(
-        None, description="Public origin of the HTTP server, for TTAPI's 4o job hooks."
+        None, description="Public origin of the HTTP server, for TTAPI's job hooks (gpt4o_image)."
     )
     http_host: str = Field("127.0.0.1", description="Streamable HTTP bind address.")
     http_port: int = Field(8000, ge=0, le=65535, description="Streamable HTTP port.")

@@ -32,26 +32,18 @@ class JobCallsMixin:
 
     async def submit_4o(self, request: FourOSubmitRequest) -> str:
         """E4: submit a GPT-4o image job; returns its id. Never resubmitted automatically."""
-        call = self._call("E4", "GPT-4o image job submission")
-        payload = await self._api(
-            call,
-            "POST",
-            "/openai/4o-image/generations",
-            read_timeout=self._timeouts.job,
-            json_body=request.to_wire(),
-        )
-        return parse_job_id(self._succeeded(call, payload), call)
+        return await self._submit_job("E4", "/openai/4o-image/generations",
+                                      "GPT-4o image job submission", request.to_wire())
 
     async def submit_gpt(self, request: GptJobRequest) -> str:
         """A1: submit a GPT image job on the async GPT route; returns its id (§11.6)."""
-        call = self._call("A1", f"{request.model} job submission")
-        payload = await self._api(
-            call,
-            "POST",
-            "/openai/gpt/generations",
-            read_timeout=self._timeouts.job,
-            json_body=request.to_wire(),
-        )
+        return await self._submit_job("A1", "/openai/gpt/generations",
+                                      f"{request.model} job submission", request.to_wire())
+
+    async def _submit_job(self, route: str, path: str, action: str, body: dict[str, Any]) -> str:
+        call = self._call(route, action)
+        payload = await self._api(call, "POST", path, read_timeout=self._timeouts.job,
+                                  json_body=body)
         return parse_job_id(self._succeeded(call, payload), call)
 
     async def fetch_gpt(self, job_id: str, method: Literal["POST", "GET"] = "POST") -> FourOJob:

@@ -60,10 +60,11 @@ log = logging.getLogger("ttapi_mcp.server")
 INSTRUCTIONS = (
     "Create and edit images with OpenAI image models through TTAPI. generate_image makes new "
     "images, edit_image changes or combines existing ones (paths, ttapi://images/{id} URIs of "
-    "earlier results, data URIs or URLs), gpt4o_image runs a GPT-4o image job and fetch_job "
-    "collects a job that was still running. Every image is saved to disk at once; results give "
-    "the absolute path and a ttapi://images/{id} resource. Read ttapi://models for each "
-    "model's sizes, qualities and options before choosing parameters."
+    "earlier results, data URIs or URLs), gpt4o_image runs an image job (GPT-4o image, or "
+    "gpt-image-* on TTAPI's async route) and fetch_job collects a job that was still running. "
+    "Every image is saved to disk at once; results give the absolute path and a "
+    "ttapi://images/{id} resource. Read ttapi://models for each model's sizes, qualities and "
+    "options before choosing parameters."
 )
 
 

@@ -1,11 +1,12 @@
-"""The HTTP route TTAPI calls when a GPT-4o job ends: ``POST /hooks/4o/{hook_id}?token=…``.
+"""The HTTP route TTAPI calls when a gpt4o_image job ends (either job route):
+``POST /hooks/4o/{hook_id}?token=…``.
 
 Only served over streamable HTTP (the route lives on the HTTP app) and only ever given
 to TTAPI when ``public_base_url`` is set. The route does not trust the body: a right,
-unused token only wakes the job's watcher, which asks TTAPI for the job (E5) at once,
-then downloads, saves and records the image and announces that ``ttapi://jobs/{id}``
-changed. So a forged or replayed body can change nothing, and polling remains the
-fallback when no hook ever arrives.
+unused token only wakes the job's watcher, which asks TTAPI for the job on its route
+(E5, or A2 on the async GPT route) at once, then downloads, saves and records the image
+and announces that ``ttapi://jobs/{id}`` changed. So a forged or replayed body can change
+nothing, and polling remains the fallback when no hook ever arrives.
 
 Answers: 200 accepted; 403 wrong, unknown or already used token (nothing changes);
 413 body over 64 KiB; 503 while the server is not ready.
@@ -93,5 +94,5 @@ def register_hooks(server: TTAPIServer) -> None:
         hidden = ("request_id", "hook_id", "hook_sha256", "hook_used")
         params = {k: v for k, v in args.items() if k not in hidden}
         watch_4o(services, entry.job_id, params, 0.0).poke()
-        log.info("hook for 4o job %s accepted", entry.job_id)
+        log.info("hook for job %s accepted", entry.job_id)
         return JSONResponse({"ok": True})

@@ -155,7 +155,8 @@ def register_resources(server: MCPServer) -> None:
     @server.resource(
         "ttapi://jobs/{job_id}", name="job", title="Job status",
         description="A job as last seen: status, message, result image URIs. Local jobs "
-        "('local-...') are generate_image/edit_image calls; UUIDs are GPT-4o image jobs.",
+        "('local-...') are generate_image/edit_image calls; UUIDs are gpt4o_image jobs "
+        "(the GPT-4o image route, or the async GPT route for gpt-image-* models).",
         mime_type="application/json",
     )
     async def job(job_id: str, ctx: Context) -> str:

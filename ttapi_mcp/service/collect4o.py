@@ -34,7 +34,7 @@ from .upstream import CollectedElsewhere
 log = logging.getLogger("ttapi_mcp.service")
 
 WATCH_MAX_SECONDS = 6 * 3600.0
-"""A 4o job is watched at most this long; fetch_job can still collect it later."""
+"""A job is watched at most this long; fetch_job can still collect it later."""
 WATCH_MAX_FAILURES = 20
 
 
@@ -91,6 +91,10 @@ async def check_once(
     try:
         if record is None or await store.claim_collector(job_id):
             job, route = await _fetch_on_either(services, job_id, route)
+            if record is None:  # never submitted here: its route is all we know of it
+                params = {**params, "model": route.unrecorded_model}
+                await store.upsert_job(job_id, route.kind, job.prompt, job.status,
+                                       request_args=params)
             return await _settle(services, job, params), route
     except CollectedElsewhere:
         pass
@@ -113,7 +117,14 @@ async def _fetch_on_either(
     try:
         return await _fetch_once(services, job_id, FOUR_O), FOUR_O
     except UnknownJobError:
+        pass
+    try:
         return await _fetch_once(services, job_id, GPT), GPT
+    except UnknownJobError:
+        raise UnknownJobError(
+            f"TTAPI does not know job {job_id!r} on either job route (GPT-4o image, async "
+            "GPT). Check the id: it is the job_id returned by gpt4o_image (a UUID)."
+        ) from None
 
 
 async def _fetch_once(services: Services, job_id: str, route: JobRoute = FOUR_O) -> FourOJob:
@@ -285,7 +296,7 @@ async def _poll(
                 # Someone waits: they get this error, which says how to check again (as a
                 # status check of their own would); nobody waits: keep trying, backing off.
                 raise
-            log.warning("polling 4o job %s failed (%d): %s", job.job_id, failures, exc)
+            log.warning("polling %s %s failed (%d): %s", route.label, job.job_id, failures, exc)
             delay = min(interval * 2, settings.poll_max_interval)
             continue
         job.upstream_status = upstream.status

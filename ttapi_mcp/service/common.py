@@ -70,7 +70,7 @@ class Services:
     runner: JobRunner | None = None
     """Background jobs; None only outside a running server (then calls run inline)."""
     hook_base_url: str | None = None
-    """Set in HTTP mode with ``public_base_url``: 4o jobs are given a hook URL here."""
+    """Set in HTTP mode with ``public_base_url``: gpt4o_image jobs are given a hook URL here."""
     clock: Callable[[], float] = time.time
     """Wall-clock time for budgets (day and month periods); tests move it."""
     balance: BalanceCache = field(default_factory=lambda: BalanceCache())

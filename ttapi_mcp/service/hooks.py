@@ -1,4 +1,5 @@
-"""Hook URLs for GPT-4o jobs: one unguessable, single-use token per submission.
+"""Hook URLs for gpt4o_image jobs (both job routes): one unguessable, single-use token
+per submission.
 
 Why a token per submission and a path id of our own: the job id is only known after
 TTAPI answers the submit, but the hook URL must be sent *with* the submit. So we make a

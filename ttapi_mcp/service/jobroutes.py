@@ -23,6 +23,7 @@ class JobRoute:
     kind: str
     request_route: str  # as recorded in the requests table
     label: str
+    unrecorded_model: str  # for a job found here that no call of ours submitted
 
     async def submit(self, client: TTAPIClient, sent: Mapping[str, Any]) -> str:
         if self.kind == "4o":
@@ -35,8 +36,10 @@ class JobRoute:
         return await client.fetch_gpt(job_id)
 
 
-FOUR_O = JobRoute(kind="4o", request_route="E4", label="GPT-4o image job")
-GPT = JobRoute(kind="gpt", request_route="A1", label="GPT image job")
+FOUR_O = JobRoute(kind="4o", request_route="E4", label="GPT-4o image job",
+                  unrecorded_model=MODEL_4O)  # the route serves one model
+GPT = JobRoute(kind="gpt", request_route="A1", label="GPT image job",
+               unrecorded_model="unknown (async GPT route)")  # its job object names none
 ROUTES = {route.kind: route for route in (FOUR_O, GPT)}
 
 

@@ -1,4 +1,5 @@
-"""GPT-4o image jobs: submit, wait within a budget, fetch, and save the result once.
+"""gpt4o_image jobs (the GPT-4o image route and the async GPT route): submit, wait within
+a budget, fetch, and save the result once.
 
 A job id is recorded in the store the moment TTAPI returns it, before anything else
 can fail, so it is never lost. Waiting stops before the client's own time-out (the
@@ -81,7 +82,7 @@ async def submit_gpt4o(
     size: str | None = None,
     confirmed: float | None = None,
 ) -> ImageToolResult:
-    """Submit a 4o job, record it at once, watch it in the background, wait (if asked).
+    """Submit a job, record it at once, watch it in the background, wait (if asked).
 
     ``model`` other than gpt-4o-image goes to the async GPT route (§11.6), with the same
     recording, watching, hooks and recovery; its kind ("gpt") is kept in the job row.
@@ -143,7 +144,7 @@ async def submit_gpt4o(
                 phase="submitted to TTAPI",
             )
             await services.store.finish_request(request_id, "pending")
-        log.info("4o job %s submitted", job_id)
+        log.info("%s %s submitted", route.label, job_id)
         if not wait:  # the caller collects it with fetch_job (or our hook wakes a watcher)
             return money.finish(services, pending_result(job_id, "SUBMITTED", params), quote)
         watcher = watch_4o(services, job_id, params, settings.poll_first_delay, route)
@@ -156,7 +157,8 @@ async def submit_gpt4o(
 async def fetch_job(
     services: Services, job_id: str, wait: bool = False, progress: ProgressFn = no_progress
 ) -> ImageToolResult:
-    """A job's state: local jobs from this server, or TTAPI 4o jobs (image saved once)."""
+    """A job's state: local jobs (from the store, or live here), or TTAPI's jobs of either
+    route (the image saved once, by one server)."""
     job_id = job_id.strip()
     if not _JOB_ID.match(job_id):
         raise ServiceError(
@@ -182,6 +184,8 @@ async def fetch_job(
             checked, route = await check_once(services, job_id, record, params, route)
             if checked.status != "pending" or not wait:
                 return checked
+            if record is None:  # now recorded, with what check_once learnt of it
+                params = _params_of(await services.store.get_job(job_id))
         watcher = watch_4o(services, job_id, params, settings.poll_interval, route)
         return await runner.wait(
             watcher, ticker, budget, lambda j: pending_result(j.job_id, j.upstream_status, params)

@@ -79,7 +79,7 @@ class ImageToolResult(BaseModel):
     images: list[SavedImage] = Field(default_factory=list)
     missing: list[MissingImage] = Field(default_factory=list)
     usage: dict[str, Any] | None = Field(default=None, description="Token usage (GPT models).")
-    quota: float | None = Field(default=None, description="Quota charged (GPT-4o image jobs).")
+    quota: float | None = Field(default=None, description="Quota charged (gpt4o_image jobs).")
     cost: CostEstimate | None = Field(
         default=None, description="The cost estimate made before sending (see usage/quota "
         "for what TTAPI reported).")

@@ -1,7 +1,8 @@
 """Upstream jobs of any route: resumed after their server is gone, collected by one server.
 
-An upstream job runs at TTAPI and finishes on its own (GPT-4o image jobs today; any
-other asynchronous route the same way). However many servers share the store, exactly
+An upstream job runs at TTAPI and finishes on its own: gpt4o_image's jobs on the GPT-4o
+image route (kind "4o") and on the async GPT route (kind "gpt"); any other asynchronous
+route the same way. However many servers share the store, exactly
 one at a time polls TTAPI for such a job and downloads its result: the one holding the
 job's collector claim (:meth:`ImageStore.claim_collector`, keyed by job id alone, with a
 lease so a dead collector is replaced). The others follow the row.

@@ -293,13 +293,21 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, UsersMix
         rows = await self._db.run(lambda c: c.execute(sql).fetchall())
 
         def scan() -> ConsistencyReport:
-            orphans, temps = files.scan_folder(self.output_dir, {str(r["path"]) for r in rows})
+            known = {str(r["path"]) for r in rows} | self._database_files()
+            orphans, temps = files.scan_folder(self.output_dir, known)
             missing = sorted(r["id"] for r in rows if not Path(r["path"]).is_file())
             return ConsistencyReport(
                 files_without_rows=orphans, rows_without_files=missing, temp_files=temps
             )
 
         return await anyio.to_thread.run_sync(scan)
+
+    def _database_files(self) -> set[str]:
+        """The database and its companions, which may sit in the output folder."""
+        if self.database_path.parent.resolve() != self.output_dir.resolve():
+            return set()
+        name = self.database_path.name
+        return {str(self.output_dir / (name + tail)) for tail in ("", "-wal", "-shm", "-journal")}
 
     async def record_existing_file(self, path: Path) -> StoredImage | None:
         """Record an image of the output folder that has no row; the file stays as it is.

@@ -4,7 +4,8 @@
   const POLL_MS = 1500, MAX_POLLS = 400;
   const PAGE = 60;
   const KEEP_THUMBS = 360;
-  const EDIT_MODELS = ["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2"];
+  const EDIT_MODELS = ["gpt-image-1", "gpt-image-1.5", "gpt-image-2"];
+  const JOB_ONLY_MODELS = ["gpt-4o-image", "gpt-image-2-plus"];
   const $ = (id) => document.getElementById(id);
   const state = { tool: null, args: {}, result: null, gallery: null, polls: 0 };
 
@@ -48,7 +49,10 @@
     if (state.tool) return state.tool;
     if (args.job_id) return "fetch_job";
     if (args.images) return "edit_image";
-    if (args.refer_images || args.hook_url) return "gpt4o_image";
+    // Arguments only gpt4o_image takes (its job models and the async GPT route's options).
+    if (args.refer_images || args.hook_url || args.aspect_ratio || JOB_ONLY_MODELS.includes(args.model)) {
+      return "gpt4o_image";
+    }
     return args.prompt ? "generate_image" : null;
   }
   function showSection(name) {
@@ -106,7 +110,51 @@
     const figures = doc.images.map((image) => figure(image, doc));
     $("images").replaceChildren(...figures);
     if (count) loadImages(doc.images, figures);
+    showPartials(pending ? doc.job_id : null);
     if (pending) poll(doc.job_id);
+  }
+
+  // -- partial images of a pending streamed job --------------------------------------
+  // The newest partial of each image, through app_partials; a preview the page already
+  // shows is not sent again. They give way to the final images when the job completes.
+  function showPartials(jobId) {
+    state.partials = jobId ? { jobId, ids: {}, figures: {} } : null;
+    $("partial-grid").replaceChildren();
+    $("partials").hidden = true;
+    if (jobId) loadPartials(jobId);
+  }
+
+  async function loadPartials(jobId) {
+    const shown = state.partials;
+    if (!shown || shown.jobId !== jobId) return;
+    let result;
+    try {
+      result = await callTool("app_partials", { job_id: jobId, have: Object.values(shown.ids) });
+    } catch (_) { return; }  // previews only: the job's own status says what matters
+    if (state.partials !== shown) return;  // the job ended meanwhile
+    const blocks = imageBlocks(result);
+    let next = 0;
+    for (const p of (result.structuredContent || {}).partials || []) {
+      if (!p.sent) continue;
+      const block = blocks[next++];
+      if (!block) break;
+      const fig = shown.figures[p.image_index] || (shown.figures[p.image_index] = partialFigure(p));
+      fig.querySelector("img").src = dataUri(block);
+      fig.querySelector(".hint").textContent = `partial ${p.partial_index + 1}, a preview`;
+      fig.dataset.partialId = p.partial_id;
+      shown.ids[p.image_index] = p.partial_id;
+    }
+    const order = Object.keys(shown.figures).map(Number).sort((a, b) => a - b);
+    $("partial-grid").replaceChildren(...order.map((i) => shown.figures[i]));
+    $("partials").hidden = !order.length;
+  }
+
+  function partialFigure(p) {
+    const img = el("img", { alt: `image ${p.image_index}, partial` });
+    const caption = el("figcaption", {}, el("div", { className: "row" },
+      el("span", { className: "label", textContent: `Image ${p.image_index}` }),
+      el("span", { className: "hint" })));
+    return el("figure", { className: "partial" }, img, caption);
   }
 
   function figure(image, doc) {
@@ -224,6 +272,7 @@
         const result = await callTool("fetch_job", { job_id: jobId });
         const doc = result.structuredContent;
         if (doc.status !== "pending") { render(doc, state.args); return; }
+        await loadPartials(jobId);
         setStatus(`Job ${jobId} is running (${doc.job_status || "queued"}, ${Math.round(seconds)} s)…`);
       } catch (err) { setStatus(`Polling failed: ${err.message}`, true); return; }
     }

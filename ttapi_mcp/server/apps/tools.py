@@ -1,8 +1,9 @@
 """The app's own tools, and the extension that serves the page.
 
-``app_images`` and ``app_gallery`` are visible to the app only (hidden from the model):
-they read what the model can already read (the store's images, as resources), shaped for
-a page: large previews, thumbnails from the cache, filtered keyset pages. ``show_gallery``
+``app_images``, ``app_gallery`` and ``app_partials`` (:mod:`.pending`) are visible to the
+app only (hidden from the model): they read what the model can already read (the store's
+images and partial images, as resources), shaped for a page: large previews, thumbnails
+from the cache, filtered keyset pages, a pending job's partials. ``show_gallery``
 is the model's way to open the gallery. Nothing here spends money or writes outside the
 thumbnail cache.
 """
@@ -25,6 +26,7 @@ from ttapi_mcp.server.startup import services_of
 
 from . import VIEWER_URI
 from .page import app_html
+from .pending import app_partials
 
 if TYPE_CHECKING:
     from ttapi_mcp.config import Settings
@@ -36,7 +38,7 @@ READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 PAGE_DEFAULT = 60
-APP_ONLY_TOOLS = frozenset({"app_images", "app_gallery", "show_gallery"})
+APP_ONLY_TOOLS = frozenset({"app_images", "app_gallery", "app_partials", "show_gallery"})
 """Listed only to clients that negotiated Apps: without a page they are no use."""
 
 
@@ -194,6 +196,10 @@ def build_apps() -> Apps:
               title="Gallery page", annotations=READ_ONLY,
               description="For the gallery app: one page of saved images with "
               "thumbnails.")(app_gallery)
+    apps.tool(resource_uri=VIEWER_URI, visibility=["app"], name="app_partials",
+              title="Partial images", annotations=READ_ONLY,
+              description="For the viewer app: the newest partial image of each image of "
+              "a pending streamed job.")(app_partials)
     apps.tool(resource_uri=VIEWER_URI, visibility=["model", "app"], name="show_gallery",
               title="Show gallery", annotations=READ_ONLY,
               description="Open the gallery of every image this server saved (newest "

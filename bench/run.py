@@ -32,6 +32,7 @@ from fig_context import context_size  # noqa: E402
 from fig_crossproc import crossproc  # noqa: E402
 from fig_first import first_call  # noqa: E402
 from fig_memory import memory  # noqa: E402
+from fig_replicas import replicas  # noqa: E402
 from fig_startup import cold_start  # noqa: E402
 from fig_store import store_scale  # noqa: E402
 from harness import BENCH_DIR, EmulatorProcess, Plan, Row, plan_for  # noqa: E402
@@ -84,12 +85,17 @@ async def _first(em: EmulatorProcess, work: Path, plan: Plan, _: dict[str, float
     return await first_call(em, work, plan)
 
 
+async def _replicas(em: EmulatorProcess, work: Path, plan: Plan,
+                    _: dict[str, float]) -> list[Row]:
+    return await replicas(em, work, plan)
+
+
 FIGURES: list[tuple[str, Figure]] = [
     ("cold start", _startup), ("context size", _context), ("first call", _first),
     ("call overhead", _calls), ("concurrency", _conc),
     ("memory", _memory), ("store scale", _store), ("preview cost", _preview),
     ("crossproc collection", _crossproc),
-    ("sheet size", _sheet), ("gallery page", _gallery),
+    ("sheet size", _sheet), ("gallery page", _gallery), ("replicas", _replicas),
 ]
 
 
@@ -148,7 +154,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run one figure: context, first, cold, call, concurrency, memory, "
-                        "store, preview, crossproc, sheet, gallery")
+                        "store, preview, crossproc, sheet, gallery, replicas")
     parser.add_argument("--write", metavar="PATH", nargs="?", const=str(BENCH_DIR / "RESULTS.md"),
                         help="also write the table as Markdown (default bench/RESULTS.md); "
                         "the file's sections (from its first '## ' heading on) are kept")

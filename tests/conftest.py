@@ -118,3 +118,32 @@ def serve_http(settings: Any, public: bool = False) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# -- store backends: SQLite and a throw-away PostgreSQL cluster --------------------------------
+
+from collections.abc import Iterator as _Iterator  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> _Iterator[Any]:
+    """One PostgreSQL cluster for the session; skipped only when no binaries exist."""
+    from pgcluster import Cluster, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql")
+    cluster = Cluster(bin_dir).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each store test on both backends: None (SQLite) or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return None
+    cluster = request.getfixturevalue("pg_cluster")
+    return str(cluster.new_schema_url())

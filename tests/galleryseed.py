@@ -8,7 +8,6 @@ a fraction of a second. The FTS triggers index them like any saved image.
 from __future__ import annotations
 
 import io
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,11 @@ def _png(i: int) -> bytes:
 
 async def seed_store(settings: Any, count: int, start: float = 1_700_000_000.0) -> list[str]:
     """``count`` images, one a second from ``start``; the one at count//2 has NEEDLE."""
-    async with ImageStore(settings.output_dir, settings.store_path) as store:
+    url = getattr(settings, "database_url_value", lambda: None)()
+    async with ImageStore(settings.output_dir, settings.store_path, database_url=url) as store:
         real = [await store.save_image(_png(i), model=MODELS[i % 3], prompt=f"seed {i}",
                                        parameters={"size": "640x480"}) for i in range(3)]
-    conn = sqlite3.connect(settings.store_path)
-    ids: list[str] = []
-    try:
+        ids: list[str] = []
         rows = []
         for i in range(count):
             base = real[i % 3]
@@ -45,13 +43,14 @@ async def seed_store(settings: Any, count: int, start: float = 1_700_000_000.0) 
                          base.width, base.height, MODELS[i % 3], prompt, "{}",
                          f"job-{i // 4}", start + i))
             ids.append(image_id)
-        with conn:
+
+        def fill(conn: Any) -> None:
             conn.execute("DELETE FROM images")
             conn.executemany(
                 "INSERT INTO images (id, path, sha256, bytes, mime, width, height, model, "
                 "prompt, parameters, job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    finally:
-        conn.close()
+
+        await store._db.run(fill)
     return ids
 
 

@@ -189,3 +189,39 @@ async def test_a_database_kept_in_the_output_folder_is_not_an_orphan(
     assert "1 files" in checks["files w/o rows"].detail, checks["files w/o rows"]
     assert "left-behind.png" in checks["files w/o rows"].detail
     assert "store.sqlite3" not in checks["files w/o rows"].detail
+
+
+@pytest.mark.anyio
+async def test_doctor_checks_and_repairs_a_postgresql_store(
+    emulator: Emulator, tmp_path: Path, pg_cluster: object
+) -> None:
+    url = pg_cluster.new_schema_url()  # type: ignore[attr-defined]
+    env = _env(emulator.base_url, tmp_path, TTAPI_DATABASE_URL=url)
+    settings = load_settings(env=env)
+    async with ImageStore(settings.output_dir, settings.store_path, database_url=url) as store:
+        kept = await store.save_image(_png((9, 9, 9)), model="m", prompt="kept", parameters={})
+        gone = await store.save_image(_png((8, 8, 8)), model="m", prompt="gone", parameters={})
+    gone.path.unlink()
+    orphan = settings.output_dir / "orphan_abcdefabcdef.png"
+    orphan.write_bytes(_png((7, 7, 7)))
+    before = await _checks(env)
+    assert before["store"].status == "OK" and "postgresql://postgres@127.0.0.1" in \
+        before["store"].detail and "2 images recorded" in before["store"].detail
+    assert before["rows w/o files"].status != "OK" and before["files w/o rows"].status != "OK"
+    await _checks(env, fix=True)
+    after = await _checks(env)
+    assert after["rows w/o files"].status == "OK" and after["files w/o rows"].status == "OK"
+    async with ImageStore(settings.output_dir, settings.store_path, database_url=url) as store:
+        ids = {s.id for s in (await store.list_images())[0]}
+    assert kept.id in ids and gone.id not in ids and len(ids) == 2  # the orphan adopted
+
+
+def test_doctor_names_an_unreachable_postgresql_without_its_password(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    url = f"postgresql://ttapi:pw-canary-5521@127.0.0.1:{_closed_port()}/ttapi"
+    result = _doctor(_env(emulator.base_url, tmp_path, TTAPI_DATABASE_URL=url))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "cannot open the PostgreSQL database postgresql://ttapi:***@127.0.0.1" in out
+    assert "pw-canary-5521" not in out

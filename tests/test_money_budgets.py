@@ -166,10 +166,11 @@ async def test_month_budget_refuses_once_the_month_is_spent(
 
 @pytest.mark.anyio
 async def test_ten_concurrent_calls_against_a_budget_for_three_send_three(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, database_url: str | None
 ) -> None:
     emulator.options.latency_seconds = 0.3
-    settings = make_server_settings(emulator.base_url, tmp_path, budget_per_day=5)
+    settings = make_server_settings(emulator.base_url, tmp_path, budget_per_day=5,
+                                    database_url=database_url)
     results: list[Any] = []
     async with client_with_clock(settings) as client:
 
@@ -204,14 +205,17 @@ def _stdio_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.anyio
 async def test_budget_holds_across_two_server_processes_on_one_store(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, database_url: str | None
 ) -> None:
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
     emulator.options.latency_seconds = 0.3
+    env = _stdio_env(emulator, tmp_path)
+    if database_url:  # the same test on one PostgreSQL database
+        env["TTAPI_DATABASE_URL"] = database_url
     params = StdioServerParameters(command=sys.executable, args=["-m", "ttapi_mcp", "serve"],
-                                   env=_stdio_env(emulator, tmp_path), cwd="/")
+                                   env=env, cwd="/")
     results: list[Any] = []
     with open(tmp_path / "stderr.log", "w") as errlog, anyio.fail_after(120):
         async with Client(stdio_client(params, errlog=errlog)) as first:

@@ -322,3 +322,47 @@ async def test_canary_key_never_reaches_another_server_through_the_shared_store(
     assert not [s for s in seen if CANARY in s]
     assert CANARY not in caplog.text
     assert _files_containing_canary(tmp_path) == []
+
+
+PG_PASSWORD = "pgpw-canary-3Kd8Zq"
+
+
+@pytest.mark.anyio
+async def test_the_database_password_never_leaves_a_server_on_postgresql(
+    emulator: Emulator, tmp_path: Path, pg_cluster: Any
+) -> None:
+    """The throw-away cluster trusts loopback, so a URL with a password connects: the
+    password travels through every path a real one would, and must show up nowhere."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    parts = urlsplit(pg_cluster.new_schema_url())
+    url = urlunsplit(parts._replace(netloc=f"postgres:{PG_PASSWORD}@{parts.hostname}:"
+                                           f"{parts.port}"))
+    env = {**_env(emulator, tmp_path), "TTAPI_DATABASE_URL": url}
+    emulator.options.job_seconds = 0.2
+    params = StdioServerParameters(command=sys.executable, args=["-m", "ttapi_mcp", "serve"],
+                                   env=env, cwd="/")
+    seen: list[str] = []
+
+    async def on_log(params: Any) -> None:
+        seen.append(repr(params))
+
+    stderr_log = tmp_path / "stderr.log"
+    with open(stderr_log, "w") as errlog, anyio.fail_after(90):
+        async with Client(stdio_client(params, errlog=errlog), logging_callback=on_log,
+                          log_level="debug") as client:
+            await _drive(client, emulator, seen)
+    outputs = [subprocess.run([sys.executable, "-m", "ttapi_mcp", *args], env=env,
+                              capture_output=True, text=True, timeout=60, cwd="/")
+               for args in (["doctor"], ["doctor", "--json"], ["usage"])]
+    texts = [stderr_log.read_text(errors="replace"), "\n".join(seen),
+             *(o.stdout + o.stderr for o in outputs)]
+    assert "store" in outputs[0].stdout and "postgresql://postgres:***@" in outputs[0].stdout
+    for text in texts:
+        assert PG_PASSWORD not in text and CANARY not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert PG_PASSWORD.encode() not in path.read_bytes(), path

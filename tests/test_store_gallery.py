@@ -30,10 +30,13 @@ async def _walk(gallery: Gallery, f: GalleryFilter, limit: int) -> list[str]:
     raise AssertionError("the pages did not end")
 
 
-async def test_paging_through_ten_thousand_images(tmp_path: Path) -> None:
-    settings = make_server_settings("http://127.0.0.1:9", tmp_path)
+async def test_paging_through_ten_thousand_images(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    settings = make_server_settings("http://127.0.0.1:9", tmp_path, database_url=database_url)
     seeded = await seed_store(settings, COUNT)
-    async with ImageStore(settings.output_dir, settings.store_path) as store:
+    async with ImageStore(settings.output_dir, settings.store_path,
+                          database_url=database_url) as store:
         gallery = Gallery(store)
         everything = await _walk(gallery, GalleryFilter(), 200)
         assert everything == list(reversed(seeded))

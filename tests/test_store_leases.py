@@ -23,9 +23,11 @@ PREVIOUS_RELEASE = MIGRATIONS[:1]
 """The schema of the release before several servers shared a store."""
 
 
-def stores(tmp_path: Path, count: int, lease: float = 30.0) -> list[ImageStore]:
-    return [ImageStore(tmp_path / "out", tmp_path / "store.sqlite3", lease_seconds=lease)
-            for _ in range(count)]
+def stores(tmp_path: Path, count: int, lease: float = 30.0,
+           url: str | None = None) -> list[ImageStore]:
+    """Several servers on one store: one SQLite file, or one PostgreSQL schema (``url``)."""
+    return [ImageStore(tmp_path / "out", tmp_path / "store.sqlite3", lease_seconds=lease,
+                       database_url=url) for _ in range(count)]
 
 
 async def test_a_database_of_the_previous_release_is_upgraded_with_every_row_kept(
@@ -72,7 +74,9 @@ async def test_a_database_of_the_previous_release_is_upgraded_with_every_row_kep
         running = await store.get_job("local-aaaaaaaaaaaa")
         assert await store.interrupt_if_expired("local-aaaaaaaaaaaa", "gone")
     assert version == len(MIGRATIONS)
-    assert kept_jobs == jobs and kept_image == image and kept_request == request
+    assert kept_jobs == jobs
+    # Every older row is the one local user's (per-user isolation came later).
+    assert kept_image == (*image, "local") and kept_request == (*request, "local")
     # Upgraded: the dedupe key is a column now; rows of no live owner count as expired.
     assert running is not None and running.dedupe_key == "k1" and running.owner_id is None
     assert expired == {"local-aaaaaaaaaaaa", "0f4c3a1e-0000-4000-8000-000000000001"}
@@ -108,9 +112,9 @@ def test_servers_starting_at_once_on_an_old_database_upgrade_it_once(tmp_path: P
 
 
 async def test_identical_calls_started_at_once_in_three_servers_make_one_job(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str | None,
 ) -> None:
-    peers = stores(tmp_path, 3)
+    peers = stores(tmp_path, 3, url=database_url)
     outcomes: dict[int, list[tuple[str, bool]]] = {}
     for store in peers:
         await store.open()
@@ -138,9 +142,9 @@ async def test_identical_calls_started_at_once_in_three_servers_make_one_job(
 
 
 async def test_one_collector_at_a_time_and_a_dead_ones_claim_is_taken_over(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str | None,
 ) -> None:
-    a, b, c = stores(tmp_path, 3, lease=0.6)
+    a, b, c = stores(tmp_path, 3, lease=0.6, url=database_url)
     async with a, b, c:
         for i in range(10):
             await a.start_job(f"job-{i}", "4o", "p", "SUBMITTED")
@@ -172,9 +176,9 @@ async def test_one_collector_at_a_time_and_a_dead_ones_claim_is_taken_over(
 
 
 async def test_a_live_owners_job_is_never_touched_and_a_dead_ones_is_interrupted_once(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str | None,
 ) -> None:
-    owner, b, c = stores(tmp_path, 3, lease=0.6)
+    owner, b, c = stores(tmp_path, 3, lease=0.6, url=database_url)
     async with owner, b, c:
         await owner.start_job("local-cccccccccccc", "generate", "p", "running")
         for _ in range(3):  # well past one lease, renewed all along
@@ -219,3 +223,147 @@ async def test_a_lock_held_longer_than_the_busy_timeout_never_reaches_the_caller
         holder.join(10)
     assert claimed and record.status == "failed" and record.message == "held"  # no lost update
     assert waited >= 0.4
+
+
+# -- PostgreSQL: its own migrations, the same schema steps, its row locks -------------------
+
+
+def test_both_backends_know_the_same_schema_versions() -> None:
+    from ttapi_mcp.store.pg import PG_MIGRATIONS
+
+    assert len(PG_MIGRATIONS) == len(MIGRATIONS)  # append one to each, never only one
+
+
+def test_postgresql_replicas_starting_at_once_on_an_old_database_upgrade_it_once(
+    pg_cluster: object,
+) -> None:
+    import psycopg
+
+    from ttapi_mcp.store.pg import PgDatabase
+
+    url = pg_cluster.new_schema_url()  # type: ignore[attr-defined]
+    old = PgDatabase(url)
+    old.open_sync(PREVIOUS_RELEASE)
+    anyio.run(old.close)
+    now = time.time()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO jobs (job_id, kind, status, request_args, created_at, updated_at)"
+            " VALUES ('local-aaaaaaaaaaaa', 'generate', 'running', %s, %s, %s)",
+            ('{"dedupe_key": "k1"}', now, now))
+    errors: list[BaseException] = []
+    opened: list[PgDatabase] = []
+
+    def start() -> None:
+        try:
+            db = PgDatabase(url)
+            db.open_sync()
+            opened.append(db)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for db in opened:
+        anyio.run(db.close)
+    assert errors == [] and len(opened) == 4
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM ttapi_schema").fetchall() == [(len(MIGRATIONS),)]
+        assert conn.execute("SELECT dedupe_key FROM jobs").fetchall() == [("k1",)]
+
+
+async def test_a_postgresql_row_lock_held_by_another_process_delays_a_claim_without_loss(
+    tmp_path: Path, pg_cluster: object,
+) -> None:
+    import psycopg
+
+    url = pg_cluster.new_schema_url()  # type: ignore[attr-defined]
+    (store,) = stores(tmp_path, 1, url=url)
+    async with store:
+        await store.start_job("local-dddddddddddd", "generate", "p", "running")
+        locked, release = threading.Event(), threading.Event()
+
+        def hold_the_row() -> None:
+            with psycopg.connect(url) as conn:
+                conn.execute("SELECT * FROM jobs WHERE job_id = 'local-dddddddddddd' FOR UPDATE")
+                conn.execute("UPDATE jobs SET message = 'held' WHERE job_id = 'local-dddddddddddd'")
+                locked.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold_the_row)
+        holder.start()
+        locked.wait(10)
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        claimed = await store.claim_collector("local-dddddddddddd")
+        record = await store.update_job("local-dddddddddddd", status="failed")
+        waited = time.monotonic() - started
+        holder.join(10)
+    assert claimed and record.status == "failed" and record.message == "held"  # no lost update
+    assert waited >= 0.4
+
+
+async def test_an_unreachable_postgresql_is_a_clear_error_without_the_password(
+    tmp_path: Path,
+) -> None:
+    from httpproc import free_port
+
+    from ttapi_mcp.store import StoreError
+
+    url = f"postgresql://ttapi:s3cret-pw@127.0.0.1:{free_port()}/ttapi"
+    with pytest.raises(StoreError) as failed:
+        await ImageStore(tmp_path / "out", tmp_path / "s.sqlite3", database_url=url).open()
+    text = str(failed.value)
+    assert "cannot open the PostgreSQL database" in text and "database_url" in text
+    assert "s3cret-pw" not in text and "ttapi:***@127.0.0.1" in text
+
+
+async def test_budget_reservations_of_five_servers_at_once_never_exceed_the_limit(
+    tmp_path: Path, database_url: str | None,
+) -> None:
+    from ttapi_mcp.store.ledger import Limit
+
+    peers = stores(tmp_path, 5, url=database_url)
+    for store in peers:
+        await store.open()
+    limit = Limit(start=0.0, end=2e9, quota=40.0)
+    won: list[str] = []
+    try:
+        async def reserve(store: ImageStore) -> None:
+            for _ in range(20):
+                got = await store.reserve(now=time.time(), tool="generate_image", model="m",
+                                          route="E1", images=1, estimate=1.0, basis="test",
+                                          limits=[limit])
+                if got.ledger_id:
+                    won.append(got.ledger_id)
+
+        async with anyio.create_task_group() as tg:
+            for store in peers:
+                tg.start_soon(reserve, store)
+        held = await peers[0].held_between(0.0, 2e9)
+    finally:
+        for store in peers:
+            await store.close()
+    assert len(won) == 40 and held == 40.0
+
+
+async def test_a_postgresql_connection_cut_by_the_server_is_replaced_and_the_call_goes_on(
+    tmp_path: Path, pg_cluster: object,
+) -> None:
+    import psycopg
+
+    url = pg_cluster.new_schema_url()  # type: ignore[attr-defined]
+    (store,) = stores(tmp_path, 1, url=url)
+    async with store:
+        await store.start_job("local-eeeeeeeeeeee", "generate", "p", "running")
+        with psycopg.connect(url, autocommit=True) as admin:  # as a failover or restart does
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid != pg_backend_pid() AND datname = current_database()"
+                " AND backend_type = 'client backend'").fetchall()
+        record = await store.update_job("local-eeeeeeeeeeee", status="failed")
+    assert cut and all(row[0] for row in cut)
+    assert record.status == "failed"

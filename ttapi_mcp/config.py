@@ -219,6 +219,26 @@ class Settings(BaseModel):
         "job ids."
     )
 
+    # Replicas on PostgreSQL: the records in a shared database instead of the SQLite file.
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:5432/db for several replicas on "
+        "one database; unset: the SQLite file database_path."
+    )
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgresql_url(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if not isinstance(raw, str) or not raw.strip().startswith(("postgresql://",
+                                                                   "postgres://")):
+            raise ValueError("must be a postgresql://user:password@host:port/database URL")
+        return SecretStr(raw.strip())
+
+    def database_url_value(self) -> str | None:
+        return self.database_url.get_secret_value() if self.database_url else None
+
     @field_validator("api_key", "http_bearer_token", mode="before")
     @classmethod
     def _usable_as_header(cls, value: Any) -> Any:
@@ -254,7 +274,7 @@ class Settings(BaseModel):
                 ) from None
 
 
-SECRET_KEYS = frozenset({"api_key", "http_bearer_token"})
+SECRET_KEYS = frozenset({"api_key", "http_bearer_token", "database_url"})
 PATH_KEYS = frozenset({"output_dir", "database_path"})
 
 

@@ -175,6 +175,15 @@ def check_output_dir(settings: Settings, origins: dict[str, str], fix: bool) -> 
 async def check_store(settings: Settings, fix: bool) -> list[Check]:
     """The database opens, and it agrees with the folder; ``fix`` repairs what is safe."""
     db = settings.store_path
+    url = settings.database_url_value()
+    if url:
+        store = ImageStore(settings.output_dir, db, database_url=url)
+        try:
+            async with store:
+                return await _store_checks(store, fix)
+        except (StoreError, OSError) as exc:
+            return [Check("store", "FAIL", str(exc),
+                          "check database_url (TTAPI_DATABASE_URL) and that PostgreSQL runs")]
     if not db.exists() and not fix:
         images = _visible_files(settings.output_dir)
         if images:
@@ -199,7 +208,7 @@ def _visible_files(folder: Path) -> list[Path]:
 async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
     report = await store.consistency_report()
     count = await store.count_images()
-    checks = [Check("store", "OK", f"{store.database_path}: {count} images recorded")]
+    checks = [Check("store", "OK", f"{store.location}: {count} images recorded")]
 
     temps = report.temp_files
     if temps and fix:

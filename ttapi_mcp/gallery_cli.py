@@ -41,7 +41,8 @@ def build_standalone_app(settings: Settings, keys: Any) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        async with ImageStore(settings.output_dir, settings.store_path) as store:
+        async with ImageStore(settings.output_dir, settings.store_path,
+                              database_url=settings.database_url_value()) as store:
             opened["store"] = store
             yield
 

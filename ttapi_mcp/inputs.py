@@ -77,6 +77,8 @@ class InputPolicy(BaseModel):
     url_timeout: float = Field(30.0, gt=0)
     max_redirects: int = Field(5, ge=0, le=20)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="Decompression-bomb bound.")
+    allow_paths: bool = Field(True, description="False for signed-in users: the server's "
+                              "files are not theirs to name (other users' images sit there).")
 
     @classmethod
     def for_output_dir(
@@ -149,6 +151,9 @@ def _file_uri_path(ref: str, text: str) -> str:
 
 
 async def _from_path(ref: str, text: str, role: Role, policy: InputPolicy) -> InputImage:
+    if not policy.allow_paths:
+        raise _fail(ref, "a signed-in user cannot name files on the server; pass a"
+                    " ttapi://images/<id> URI of your own image, an https URL or base64 data")
     if text.endswith(("/", "\\")) or text.endswith(os.sep + "."):
         raise _fail(ref, "names a folder, not a file")
     if "\x00" in text:

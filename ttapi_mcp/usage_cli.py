@@ -30,7 +30,8 @@ async def _report(settings: Settings, since: str | None, by: Any) -> dict[str, A
     now = time.time()
     start = (parse_since(since, settings.budget_timezone) if since
              else month_of(now, settings.budget_timezone).start)
-    async with ImageStore(settings.output_dir, settings.store_path) as store:
+    async with ImageStore(settings.output_dir, settings.store_path,
+                          database_url=settings.database_url_value()) as store:
         rows = await store.ledger_rows(since=start)
         report = await usage_report(store, settings, now)
     report["since"] = since or "the start of this month"

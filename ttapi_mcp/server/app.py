@@ -165,6 +165,7 @@ class TTAPIServer(MCPServer[Startup]):
             # Imported in a worker thread: the event loop keeps answering meanwhile
             # (importing holds the GIL only in short slices).
             await anyio.to_thread.run_sync(_load_services)
+            from ttapi_mcp.server.owner import request_user
             from ttapi_mcp.service import Services
             from ttapi_mcp.service.peers import join_peers
             from ttapi_mcp.service.recovery import recover_jobs
@@ -174,7 +175,9 @@ class TTAPIServer(MCPServer[Startup]):
             from .warmup import warm_up
 
             store = ImageStore(settings.output_dir, settings.store_path,
-                               lease_seconds=settings.lease_seconds)
+                               lease_seconds=settings.lease_seconds,
+                               database_url=settings.database_url_value())
+            store.current_user = request_user(settings)  # each user sees only their rows
             async with store:
                 removed = await store.cleanup_temp_files()
                 if removed:

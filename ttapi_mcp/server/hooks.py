@@ -77,7 +77,7 @@ def register_hooks(server: TTAPIServer) -> None:
         if body is None:
             return PlainTextResponse("body too large", status_code=413)
         hook_id = str(request.path_params.get("hook_id", ""))
-        entry = accept_hook(services, hook_id, request.query_params.get("token", ""))
+        entry = await accept_hook(services, hook_id, request.query_params.get("token", ""))
         if entry is None:
             log.warning("hook %s refused: wrong, unknown or used token", hook_id[:40])
             return PlainTextResponse("forbidden", status_code=403)
@@ -91,7 +91,7 @@ def register_hooks(server: TTAPIServer) -> None:
             return PlainTextResponse("no job id", status_code=400)
         record = await services.store.get_job(entry.job_id)
         args = (record.request_args if record else None) or {}
-        hidden = ("request_id", "hook_id", "hook_sha256")
+        hidden = ("request_id", "hook_id", "hook_sha256", "hook_used")
         params = {k: v for k, v in args.items() if k not in hidden}
         watch_4o(services, entry.job_id, params, 0.0).poke()
         log.info("hook for job %s accepted", entry.job_id)

@@ -42,6 +42,13 @@ class UnknownJobError(ServiceError):
     """TTAPI answered 404 for the job id."""
 
 
+def unknown_job(job_id: str) -> UnknownJobError:
+    return UnknownJobError(
+        f"TTAPI does not know job {job_id!r}. Check the id: it is the job_id returned by "
+        "gpt4o_image (a UUID)."
+    )
+
+
 def _quota(job: FourOJob) -> float | None:
     return float(job.quota) if isinstance(job.quota, Decimal) else None
 
@@ -125,10 +132,7 @@ async def _fetch_once(services: Services, job_id: str, route: JobRoute = FOUR_O)
     try:
         job = await route.fetch(client, job_id)
     except NotFoundError:
-        raise UnknownJobError(
-            f"TTAPI does not know job {job_id!r}. Check the id: it is the job_id returned by "
-            "gpt4o_image (a UUID)."
-        ) from None
+        raise unknown_job(job_id) from None
     except TTAPIError as exc:
         raise ServiceError(_fetch_failed(job_id, exc)) from None
     upstream = job.model_dump(mode="json", by_alias=True)

@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from ttapi_mcp.store import ImageStore, JobRecord
 from ttapi_mcp.store.files import sha256_file
+from ttapi_mcp.store.users import LOCAL_USER
 
 PRESENTATION_ONLY = frozenset({"preview", "wait", "dedupe"})
 
@@ -34,6 +35,14 @@ def call_key(tool: str, args: dict[str, Any], input_hashes: list[str] | None = N
     doc = {"tool": tool, "args": kept, "inputs": input_hashes or []}
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def user_key(key: str, user: str | None) -> str:
+    """The call's key for one signed-in user: identical calls of two users are two calls.
+    The one local user keeps the plain key (and so the keys of older rows)."""
+    if user is None or user == LOCAL_USER:
+        return key
+    return hashlib.sha256(f"{user}\n{key}".encode()).hexdigest()
 
 
 async def file_hashes(paths: list[Path]) -> list[str]:

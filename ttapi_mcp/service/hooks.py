@@ -65,13 +65,26 @@ def forget_hook(services: Services, hook_id: str) -> None:
     _registry(services).pop(hook_id, None)
 
 
-def accept_hook(services: Services, hook_id: str, token: str) -> HookEntry | None:
-    """The entry if ``token`` is right and unused (then it is used up), else None."""
+async def accept_hook(services: Services, hook_id: str, token: str) -> HookEntry | None:
+    """The entry if ``token`` is right and unused (then it is used up), else None.
+
+    A hook may reach any replica behind a balancer: one that did not hand it out finds
+    it in the job's row (its token's sha256 is recorded there), and the row marks it
+    used, so a token works once across all servers.
+    """
+    from .runner import HookEntry
+
     entry = _registry(services).get(hook_id)
-    if entry is None or entry.used or not token:
+    if entry is None:
+        record = await services.store.job_of_hook(hook_id)
+        digest = str((record.request_args or {}).get("hook_sha256") or "") if record else ""
+        if record is None or not digest:
+            return None
+        entry = HookEntry(digest=digest, job_id=record.job_id)
+    if entry.used or not token or not hmac.compare_digest(entry.digest, digest_of(token)):
         return None
-    if not hmac.compare_digest(entry.digest, digest_of(token)):
-        return None
+    if entry.job_id is not None and not await services.store.use_hook(entry.job_id, hook_id):
+        return None  # used already, here or by another server
     entry.used = True
     return entry
 

@@ -25,10 +25,11 @@ from .collect4o import (
     check_once,
     pending_result,
     row_result,
+    unknown_job,
     watch_4o,
 )
 from .common import ProgressFn, ServiceError, Services, no_progress, upstream_error
-from .dedupe import call_key
+from .dedupe import call_key, user_key
 from .hooks import bind_hook, new_hook
 from .jobroutes import route_of_kind, route_of_params
 from .localjobs import fetch_local
@@ -105,6 +106,7 @@ async def submit_gpt4o(
     key = call_key("gpt4o_image", dedupe4o.key_args(
         {"prompt": prompt, "refer_images": refs or None, "hook_url": hook_url,
          "model": model or MODEL_4O, "aspect_ratio": aspect_ratio, "size": size}))
+    key = user_key(key, services.store.current_user())  # never attach across users
     token = None
     if dedupe:
         existing, token = await dedupe4o.attach_or_claim(services, key)
@@ -206,6 +208,8 @@ async def fetch_job(
         if is_local(job_id):
             return await fetch_local(services, job_id, wait, ticker)
         record = await services.store.get_job(job_id)
+        if record is None and await services.store.held_by_another_user(job_id):
+            raise unknown_job(job_id)  # the same answer as for an id nobody knows
         params = _params_of(record)
         done = await row_result(services, record, params)
         if done is not None:
@@ -228,7 +232,7 @@ async def fetch_job(
 def _params_of(record: JobRecord | None) -> dict[str, Any]:
     if record is None or not record.request_args:
         return {"prompt": record.prompt} if record and record.prompt else {}
-    hidden = ("request_id", "hook_id", "hook_sha256")
+    hidden = ("request_id", "hook_id", "hook_sha256", "hook_used")
     return {k: v for k, v in record.request_args.items() if k not in hidden}
 
 

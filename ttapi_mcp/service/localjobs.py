@@ -22,7 +22,7 @@ from ttapi_mcp.store import JobRecord
 
 from .common import ServiceError, Services, to_saved
 from .crossproc import follow_row, row_phase
-from .dedupe import recent_success
+from .dedupe import recent_success, user_key
 from .progress import Ticker
 from .results import CostEstimate, ImageToolResult, MissingImage, NextCall
 from .runner import LiveJob, Work, args_without_secrets, interrupted_message, new_local_id
@@ -60,6 +60,7 @@ async def run_local(
     """
     runner = services.require_runner()
     budget = services.settings.wait_budget_seconds if wait else 0.0
+    key = user_key(key, services.store.current_user())  # never attach across users
     job: LiveJob | None = runner.running_with_key(key) if dedupe else None
     if job is None and dedupe:
         record = await recent_success(services.store, key, services.settings.dedupe_window_seconds)

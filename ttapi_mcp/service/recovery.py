@@ -38,7 +38,7 @@ def resume_upstream(services: Services, record: JobRecord) -> None:
     hook_id, digest = args.pop("hook_id", None), args.pop("hook_sha256", None)
     if isinstance(hook_id, str) and isinstance(digest, str):
         restore_hook(services, hook_id, digest, record.job_id)
-    params = {k: v for k, v in args.items() if k != "request_id"}
+    params = {k: v for k, v in args.items() if k not in ("request_id", "hook_used")}
     watch_4o(services, record.job_id, params, 0.0, route_of_kind(record.kind))
 
 

@@ -57,8 +57,10 @@ class SubmitClaimsMixin:
         )
         claim_sql = f"SELECT token FROM submit_claims WHERE dedupe_key = ? AND lease_until > {NOW}"
         insert = (
-            "INSERT OR REPLACE INTO submit_claims (dedupe_key, token, owner_id, lease_until,"
-            f" created_at) VALUES (?, ?, ?, {NOW} + ?, ?)"
+            "INSERT INTO submit_claims (dedupe_key, token, owner_id, lease_until, created_at)"
+            f" VALUES (?, ?, ?, {NOW} + ?, ?) ON CONFLICT (dedupe_key) DO UPDATE SET"
+            " token = excluded.token, owner_id = excluded.owner_id,"
+            " lease_until = excluded.lease_until, created_at = excluded.created_at"
         )
         token = "claim-" + new_short_id()
 

@@ -62,6 +62,7 @@ from .models import (
 )
 from .partials import PartialsMixin
 from .records import RecordsMixin
+from .users import UsersMixin
 
 _JPEG_HEAD = 1 << 20  # JPEG dimensions can sit after a large EXIF block
 _IMAGE_COLUMNS = (
@@ -72,20 +73,28 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
-class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitClaimsMixin):
-    """The output folder and its SQLite database. Use ``async with ImageStore(...)``.
+class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitClaimsMixin,
+                 UsersMixin):
+    """The output folder and its database. Use ``async with ImageStore(...)``.
 
     ``lease_seconds``: how long this process's claims on jobs last unless renewed
-    (see :mod:`.leases`).
+    (see :mod:`.leases`). ``database_url`` (``postgresql://...``) puts the records in
+    PostgreSQL instead of the SQLite file ``database_path`` (see :mod:`.pg`); the
+    partial previews still sit next to ``database_path``.
     """
 
     def __init__(self, output_dir: Path, database_path: Path, *,
-                 lease_seconds: float = 30.0) -> None:
+                 lease_seconds: float = 30.0, database_url: str | None = None) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.database_path = Path(database_path).expanduser().absolute()
-        self._db = Database(self.database_path)
+        self._db = Database(self.database_path) if not database_url else _pg(database_url)
         self.owner = Owner()
         self.lease_seconds = lease_seconds
+
+    @property
+    def location(self) -> str:
+        """Where the records are, for people (a PostgreSQL URL without its password)."""
+        return str(getattr(self._db, "display", self.database_path))
 
     async def open(self) -> None:
         """Create the folders if needed and open (and migrate) the database."""
@@ -216,20 +225,27 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             im.request_id,
             im.created_at,
         )
-        sql = f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({', '.join('?' * len(row))})"
-        await self._db.run(lambda c: c.execute(sql, row))
+        # An image of a job is its user's, whoever saves it (a replica taking a job over).
+        owner = (im.job_id, self._owner_for_write())
+        marks = ", ".join("?" * len(row))
+        sql = (f"INSERT INTO images ({_IMAGE_COLUMNS}, user_id) VALUES ({marks},"
+               " COALESCE((SELECT j.user_id FROM jobs j WHERE j.job_id = ?), ?))")
+        await self._db.run(lambda c: c.execute(sql, (*row, *owner)))
 
     # -- reading -----------------------------------------------------------------------
 
     async def get_image(self, image_id: str) -> StoredImage | None:
-        sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?"
-        row = await self._db.run(lambda c: c.execute(sql, (image_id,)).fetchone())
+        scope, user = self._scope()
+        sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?{scope}"
+        row = await self._db.run(lambda c: c.execute(sql, (image_id, *user)).fetchone())
         return StoredImage.from_row(row) if row else None
 
     async def images_for_job(self, job_id: str) -> list[StoredImage]:
         """Images saved for a job, oldest first (so fetch_job never downloads twice)."""
-        sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE job_id = ? ORDER BY created_at, id"
-        rows = await self._db.run(lambda c: c.execute(sql, (job_id,)).fetchall())
+        scope, user = self._scope()
+        sql = (f"SELECT {_IMAGE_COLUMNS} FROM images WHERE job_id = ?{scope}"
+               " ORDER BY created_at, id")
+        rows = await self._db.run(lambda c: c.execute(sql, (job_id, *user)).fetchall())
         return [StoredImage.from_row(r) for r in rows]
 
     async def list_images(
@@ -240,12 +256,13 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         Keyset pagination on (created_at, id): pages stay stable while images are added.
         """
         count = max(1, min(int(limit), 1000))
-        where = ""
-        args: list[Any] = [count + 1]
+        scope, user = self._scope()
+        where = f"WHERE 1 = 1{scope}"
+        args: list[Any] = [*user, count + 1]
         if cursor:
             created_at, last_id = _decode_cursor(cursor)
-            where = "WHERE created_at < ? OR (created_at = ? AND id < ?)"
-            args = [created_at, created_at, last_id, count + 1]
+            where += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            args = [*user, created_at, created_at, last_id, count + 1]
         sql = (
             f"SELECT {SUMMARY_COLUMNS} FROM images {where} ORDER BY created_at DESC, id DESC"
             " LIMIT ?"
@@ -256,7 +273,9 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         return images, (_encode_cursor(images[-1]) if more else None)
 
     async def count_images(self) -> int:
-        row = await self._db.run(lambda c: c.execute("SELECT COUNT(*) FROM images").fetchone())
+        scope, user = self._scope()
+        sql = f"SELECT COUNT(*) FROM images WHERE 1 = 1{scope}"
+        row = await self._db.run(lambda c: c.execute(sql, user).fetchone())
         return int(row[0])
 
     # -- maintenance -------------------------------------------------------------------
@@ -335,6 +354,13 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             return 0
         sql = f"DELETE FROM images WHERE id IN ({', '.join('?' * len(gone))})"
         return int(await self._db.run(lambda c: c.execute(sql, gone).rowcount))
+
+
+def _pg(url: str) -> Database:
+    """The PostgreSQL backend, imported only when configured (psycopg is heavy)."""
+    from .pg import PgDatabase
+
+    return PgDatabase(url)
 
 
 _ID_IN_NAME = re.compile(r"_([a-z0-9]{12})\.[a-z0-9]{1,8}$")

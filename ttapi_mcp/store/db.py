@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -101,6 +102,16 @@ MIGRATIONS: list[str] = [
         dedupe_key TEXT PRIMARY KEY, token TEXT NOT NULL, owner_id TEXT,
         lease_until REAL NOT NULL, created_at REAL NOT NULL);
     """,
+    # Per-user isolation: whose image, job and request each row is (the access token's
+    # subject; 'local' in stdio and static-token modes, and for every older row).
+    """
+    ALTER TABLE images ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE jobs ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE requests ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX images_user_created ON images(user_id, created_at, id);
+    CREATE INDEX jobs_user_created ON jobs(user_id, created_at, job_id);
+    ALTER TABLE ledger ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
+    """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0
 """SQLite's own wait for a lock held by another process, per statement."""
@@ -125,7 +136,7 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Any = None
         self._thread: ThreadPoolExecutor | None = None
 
     def open_sync(self, migrations: list[str] | None = None) -> None:
@@ -206,13 +217,27 @@ class Database:
             raise RuntimeError("the image store is not open (never opened, or closed): use "
                                "'async with ImageStore(...)'")
 
+        return thread.submit(self._transaction, conn, fn, immediate)
+
+    def _transaction(self, conn: Any, fn: Callable[[Any], T], immediate: bool) -> T:
+        """``fn(conn)`` in one transaction, run again while another process holds the lock."""
+
         def transaction() -> T:
             with conn:
                 if immediate:
                     conn.execute("BEGIN IMMEDIATE")
                 return fn(conn)
 
-        return thread.submit(_retry_busy, transaction)
+        return _retry_busy(transaction)
+
+    def change_token(self) -> tuple[int, int]:
+        """A value that changes when any process commits (the WAL file's size and
+        modification time): one ``stat``, no query, so a waiter can look often."""
+        try:
+            info = os.stat(f"{self.path}-wal")
+        except OSError:
+            return (0, 0)
+        return (info.st_size, info.st_mtime_ns)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

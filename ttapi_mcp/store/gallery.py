@@ -12,7 +12,7 @@ import base64
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ class GalleryFilter:
     since: str | None = None
     until: str | None = None
     job_id: str | None = None
+    user_id: str | None = None  # set by Gallery from the store's current user
 
 
 def _day_start(text: str, what: str) -> float:
@@ -81,6 +82,9 @@ def _where(f: GalleryFilter) -> tuple[list[str], list[Any]]:
     if f.job_id:
         clauses.append("i.job_id = ?")
         args.append(f.job_id)
+    if f.user_id is not None:
+        clauses.append("i.user_id = ?")
+        args.append(f.user_id)
     return clauses, args
 
 
@@ -131,8 +135,10 @@ def gallery_total(conn: sqlite3.Connection, f: GalleryFilter) -> int:
     return int(conn.execute(f"SELECT COUNT(*) FROM images i {join} {where}", args).fetchone()[0])
 
 
-def gallery_models(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute("SELECT DISTINCT model FROM images WHERE model IS NOT NULL ORDER BY 1")
+def gallery_models(conn: sqlite3.Connection, user_id: str | None = None) -> list[str]:
+    scope, args = ("", []) if user_id is None else (" AND user_id = ?", [user_id])
+    rows = conn.execute(
+        f"SELECT DISTINCT model FROM images WHERE model IS NOT NULL{scope} ORDER BY 1", args)
     return [r[0] for r in rows]
 
 
@@ -141,14 +147,18 @@ class Gallery:
 
     def __init__(self, store: ImageStore) -> None:
         self._db = store._db  # same package: the store owns its connection and SQL
+        self._user = store.current_user  # each user's gallery holds only their images
 
     async def page(
         self, f: GalleryFilter, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
+        f = replace(f, user_id=self._user())
         return await self._db.run(lambda c: gallery_page(c, f, cursor, limit))
 
     async def total(self, f: GalleryFilter) -> int:
+        f = replace(f, user_id=self._user())
         return await self._db.run(lambda c: gallery_total(c, f))
 
     async def models(self) -> list[str]:
-        return await self._db.run(gallery_models)
+        user = self._user()
+        return await self._db.run(lambda c: gallery_models(c, user))

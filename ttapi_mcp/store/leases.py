@@ -23,10 +23,12 @@ Why this shape:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ _EXPIRED = f"(lease_until IS NULL OR lease_until + {CLOCK_MARGIN_SECONDS} < {NOW
 _COLLECTOR_FREE = f"(collector_until IS NULL OR collector_until + {CLOCK_MARGIN_SECONDS} < {NOW})"
 _INSERT_COLUMNS = (
     "job_id, kind, prompt, status, request_args, image_ids, created_at, updated_at,"
-    " owner_id, owner_host, owner_pid, lease_until, phase, dedupe_key"
+    " owner_id, owner_host, owner_pid, lease_until, phase, dedupe_key, user_id"
 )
 
 
@@ -66,6 +68,8 @@ class LeasesMixin:
     database_path: Path
     owner: Owner
     lease_seconds: float
+    _owner_for_write: Callable[[], str]
+    _scope: Callable[..., tuple[str, list[Any]]]
 
     async def start_job(
         self,
@@ -89,24 +93,26 @@ class LeasesMixin:
         args = dumps(scrub_secrets(request_args)) if request_args is not None else None
         me = self.owner
         row = (job_id, kind, prompt, status, args, "[]", now, now, me.instance_id, me.host,
-               me.pid, self.lease_seconds, phase, dedupe_key)
+               me.pid, self.lease_seconds, phase, dedupe_key, self._owner_for_write())
         insert = (
             f"INSERT INTO jobs ({_INSERT_COLUMNS})"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW} + ?, ?, ?)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW} + ?, ?, ?, ?)"
             " ON CONFLICT(job_id) DO UPDATE SET owner_id = excluded.owner_id,"
             " owner_host = excluded.owner_host, owner_pid = excluded.owner_pid,"
             " lease_until = excluded.lease_until, status = excluded.status,"
             " request_args = COALESCE(excluded.request_args, jobs.request_args),"
             " updated_at = excluded.updated_at"
         )
+        # Never attach one user's call to another user's job.
+        scope, user = self._scope()
         running = (
             "SELECT * FROM jobs WHERE dedupe_key = ? AND status = 'running' AND owner_id != ?"
-            f" AND NOT {_EXPIRED} ORDER BY created_at LIMIT 1"
+            f" AND NOT {_EXPIRED}{scope} ORDER BY created_at LIMIT 1"
         )
 
         def claim(conn: sqlite3.Connection) -> tuple[sqlite3.Row, bool]:
             if dedupe_key is not None:
-                found = conn.execute(running, (dedupe_key, me.instance_id)).fetchone()
+                found = conn.execute(running, (dedupe_key, me.instance_id, *user)).fetchone()
                 if found is not None:
                     return found, False
             conn.execute(insert, row)
@@ -193,6 +199,32 @@ class LeasesMixin:
 
         await self._db.run(release)
 
+    async def job_of_hook(self, hook_id: str) -> JobRecord | None:
+        """The open job whose row names this hook id (any server may receive the hook)."""
+        sql = f"SELECT * FROM jobs WHERE {OPEN} AND request_args LIKE ?"
+        pattern = f'%"hook_id": "{hook_id}"%'
+        rows = await self._db.run(lambda c: c.execute(sql, (pattern,)).fetchall())
+        for row in rows:
+            record = JobRecord.from_row(row)
+            if (record.request_args or {}).get("hook_id") == hook_id:
+                return record
+        return None
+
+    async def use_hook(self, job_id: str, hook_id: str) -> bool:
+        """Mark a job's hook token used, once across every server: True if this call did."""
+        read = "SELECT request_args FROM jobs WHERE job_id = ?"
+        swap = "UPDATE jobs SET request_args = ? WHERE job_id = ? AND request_args = ?"
+
+        def use(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(read, (job_id,)).fetchone()
+            args = json.loads(row[0]) if row is not None and row[0] else {}
+            if args.get("hook_id") != hook_id or args.get("hook_used"):
+                return False
+            fresh = dumps({**args, "hook_used": True})
+            return bool(conn.execute(swap, (fresh, job_id, row[0])).rowcount)
+
+        return bool(await self._db.run(use))
+
     def note_phase(self, job_id: str, phase: str) -> None:
         """Record what a job is doing now; queued, not awaited (phases change often)."""
         sql = "UPDATE jobs SET phase = ? WHERE job_id = ?"
@@ -200,23 +232,20 @@ class LeasesMixin:
 
     async def recent_success(self, dedupe_key: str, since: float) -> JobRecord | None:
         """The newest succeeded job with this dedupe key that ended at ``since`` or later."""
+        scope, user = self._scope()
         sql = (
             "SELECT * FROM jobs WHERE dedupe_key = ? AND status = 'succeeded'"
-            " AND image_ids != '[]' AND finished_at >= ? ORDER BY finished_at DESC LIMIT 1"
+            f" AND image_ids != '[]' AND finished_at >= ?{scope}"
+            " ORDER BY finished_at DESC LIMIT 1"
         )
-        row = await self._db.run(lambda c: c.execute(sql, (dedupe_key, since)).fetchone())
+        row = await self._db.run(lambda c: c.execute(sql, (dedupe_key, since, *user)).fetchone())
         return JobRecord.from_row(row) if row else None
 
     def change_token(self) -> tuple[int, int]:
-        """A value that changes when any process commits (the WAL file's size and
-        modification time): read with one ``stat``, without a query or the database
-        thread, so a waiter can look often. A waiter still re-reads now and then, since a
-        file system with a coarse clock may show two commits as one."""
-        try:
-            info = os.stat(f"{self.database_path}-wal")
-        except OSError:
-            return (0, 0)
-        return (info.st_size, info.st_mtime_ns)
+        """A value that changes when any process commits, read without a query or the
+        database thread, so a waiter can look often. A waiter still re-reads now and
+        then, since a file system with a coarse clock may show two commits as one."""
+        return self._db.change_token()
 
     async def data_version(self) -> int:
         """A number that changes whenever another connection commits to the database:

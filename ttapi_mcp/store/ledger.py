@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,7 @@ class LedgerMixin:
     """Ledger reads and writes; mixed into :class:`ImageStore`, which owns ``_db``."""
 
     _db: Database
+    _owner_for_write: Callable[[], str]
 
     async def reserve(
         self,
@@ -82,10 +83,11 @@ class LedgerMixin:
         """Insert a ``reserved`` row unless a limit has no room for ``estimate``."""
         ledger_id = new_short_id()
         row = (ledger_id, now, tool, model, route, images, estimate, estimate, "reserved", basis,
-               job_id)
+               job_id, self._owner_for_write())
         insert = (
             "INSERT INTO ledger (id, created_at, tool, model, route, images, estimate_quota,"
-            " held_quota, state, basis, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " held_quota, state, basis, job_id, user_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
 
         def reserve_sync(conn: sqlite3.Connection) -> Reserved:

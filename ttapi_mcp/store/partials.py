@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 
@@ -39,6 +41,7 @@ class PartialsMixin:
 
     _db: Database
     database_path: Path
+    _scope: Callable[..., tuple[str, list[Any]]]
 
     @property
     def partials_dir(self) -> Path:
@@ -64,20 +67,27 @@ class PartialsMixin:
                                partial_index, final, facts.mime, len(data))
         row = (partial.partial_id, job_id, image_index, partial_index, str(final), facts.mime,
                len(data), time.time())
-        sql = ("INSERT OR REPLACE INTO partial_images (partial_id, job_id, image_index,"
-               " partial_index, path, mime, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sql = ("INSERT INTO partial_images (partial_id, job_id, image_index,"
+               " partial_index, path, mime, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT(partial_id) DO UPDATE SET job_id = excluded.job_id,"
+               " image_index = excluded.image_index, partial_index = excluded.partial_index,"
+               " path = excluded.path, mime = excluded.mime, bytes = excluded.bytes,"
+               " created_at = excluded.created_at")
         await self._db.run(lambda c: c.execute(sql, row))
         return partial
 
     async def get_partial(self, partial_id: str) -> PartialImage | None:
-        sql = "SELECT * FROM partial_images WHERE partial_id = ?"
-        row = await self._db.run(lambda c: c.execute(sql, (partial_id,)).fetchone())
+        scope, user = self._scope("j.user_id")
+        sql = ("SELECT p.* FROM partial_images p JOIN jobs j ON j.job_id = p.job_id"
+               f" WHERE p.partial_id = ?{scope}")
+        row = await self._db.run(lambda c: c.execute(sql, (partial_id, *user)).fetchone())
         return _partial(row) if row else None
 
     async def partials_for_job(self, job_id: str) -> list[PartialImage]:
-        sql = ("SELECT * FROM partial_images WHERE job_id = ?"
-               " ORDER BY image_index, partial_index")
-        rows = await self._db.run(lambda c: c.execute(sql, (job_id,)).fetchall())
+        scope, user = self._scope("j.user_id")
+        sql = ("SELECT p.* FROM partial_images p JOIN jobs j ON j.job_id = p.job_id"
+               f" WHERE p.job_id = ?{scope} ORDER BY p.image_index, p.partial_index")
+        rows = await self._db.run(lambda c: c.execute(sql, (job_id, *user)).fetchall())
         return [_partial(r) for r in rows]
 
 

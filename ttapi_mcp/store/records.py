@@ -33,6 +33,9 @@ class RecordsMixin:
     """Request log and job table; mixed into :class:`ImageStore`, which owns ``_db``."""
 
     _db: Database
+    _owner_for_write: Callable[[], str]
+    _scope: Callable[..., tuple[str, list[Any]]]
+    current_user: Callable[[], str | None]
 
     async def start_request(
         self, tool: str, route: str | None, parameters: dict[str, Any], *, wait: bool = False
@@ -45,10 +48,11 @@ class RecordsMixin:
         once the row is written, and raises if it cannot be.
         """
         request_id = new_short_id()
-        row = (request_id, tool, route, dumps(scrub_secrets(parameters)), "pending", time.time())
+        row = (request_id, tool, route, dumps(scrub_secrets(parameters)), "pending", time.time(),
+               self._owner_for_write())
         sql = (
-            "INSERT INTO requests (id, tool, route, parameters, status, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO requests (id, tool, route, parameters, status, created_at, user_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
         if wait:
             await self._db.run(lambda c: c.execute(sql, row))
@@ -118,12 +122,13 @@ class RecordsMixin:
             now,
             now,
             finished,
+            self._owner_for_write(),
             dumps(image_ids),
         )
         sql = (
             "INSERT INTO jobs (job_id, kind, prompt, status, message, upstream, image_ids,"
-            " request_args, created_at, updated_at, finished_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " request_args, created_at, updated_at, finished_at, user_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(job_id) DO UPDATE SET status = excluded.status,"
             " prompt = COALESCE(excluded.prompt, jobs.prompt),"
             " message = COALESCE(excluded.message, jobs.message),"
@@ -136,14 +141,26 @@ class RecordsMixin:
         return await self._write_job(job_id, lambda c: c.execute(sql, row).rowcount)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        row = await self._db.run(lambda c: c.execute(_JOB_BY_ID, (job_id,)).fetchone())
+        scope, user = self._scope()
+        sql = f"{_JOB_BY_ID}{scope}"
+        row = await self._db.run(lambda c: c.execute(sql, (job_id, *user)).fetchone())
         return JobRecord.from_row(row) if row else None
+
+    async def held_by_another_user(self, job_id: str) -> bool:
+        """Whether a job id is another user's: to be answered 'not found' as if unknown,
+        without asking TTAPI about it (which would fetch and save that user's image)."""
+        user = self.current_user()
+        if user is None:
+            return False
+        sql = "SELECT 1 FROM jobs WHERE job_id = ? AND user_id != ?"
+        return await self._db.run(lambda c: c.execute(sql, (job_id, user)).fetchone()) is not None
 
     async def list_jobs(self, limit: int = 50) -> list[JobRecord]:
         """Newest first."""
-        sql = "SELECT * FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?"
+        scope, user = self._scope()
+        sql = f"SELECT * FROM jobs WHERE 1 = 1{scope} ORDER BY created_at DESC, job_id DESC LIMIT ?"
         count = max(1, min(int(limit), 1000))
-        rows = await self._db.run(lambda c: c.execute(sql, (count,)).fetchall())
+        rows = await self._db.run(lambda c: c.execute(sql, (*user, count)).fetchall())
         return [JobRecord.from_row(r) for r in rows]
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord:

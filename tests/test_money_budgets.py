@@ -356,3 +356,45 @@ async def test_an_identical_call_attaches_without_reserving_again(
     assert [r.is_error for r in results] == [False, False], [text_of(r) for r in results]
     assert len(emulator.api_requests("E1")) == 1
     assert report["today"]["calls"] == 1 and report["today"]["held_quota"] == 1.6
+
+
+@pytest.mark.anyio
+async def test_a_gpt4o_call_cancelled_while_queued_gives_its_reservation_back(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Reserved, then stopped waiting for an upstream slot: nothing was sent, so nothing
+    stays reserved against the day's budget."""
+    from conftest import mcp_client
+
+    from ttapi_mcp.store import ImageStore
+
+    emulator.options.latency_seconds = 1.5
+    settings = make_server_settings(emulator.base_url, tmp_path, budget_per_day=100,
+                                    max_concurrent_requests=1, progress_interval_seconds=0.05)
+    notes: list[str] = []
+
+    async def note(done: float, total: float | None, message: str | None) -> None:
+        notes.append(message or "")
+
+    with anyio.fail_after(30):
+        async with mcp_client(settings) as client, anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "generate_image", {"prompt": "first", **DALLE2})
+            while not emulator.arrived("E1"):
+                await anyio.sleep(0.02)
+            with anyio.move_on_after(10) as waited:
+                async with anyio.create_task_group() as queued:
+                    queued.start_soon(lambda: client.call_tool(
+                        "gpt4o_image", {"prompt": "draw the second"}, progress_callback=note))
+                    while not any("queued" in n for n in notes):
+                        await anyio.sleep(0.02)
+                    queued.cancel_scope.cancel()
+            assert not waited.cancelled_caught
+    async with ImageStore(settings.output_dir, settings.store_path) as store:
+        for _ in range(50):  # the server settles the cancelled call right after it ends
+            rows = {r["tool"]: r for r in await store.ledger_rows()}
+            if rows.get("gpt4o_image", {}).get("state") != "reserved":
+                break
+            await anyio.sleep(0.1)
+    assert rows["gpt4o_image"]["state"] == "released" and rows["gpt4o_image"]["held_quota"] == 0
+    assert rows["generate_image"]["state"] == "spent"
+    assert emulator.api_requests("E4") == []

@@ -68,6 +68,7 @@ def register_hooks(server: TTAPIServer) -> None:
     @server.custom_route(HOOK_PATH, methods=["POST"], include_in_schema=False)
     async def hook(request: Request) -> Response:
         from ttapi_mcp.service.hooks import accept_hook
+        from ttapi_mcp.service.jobroutes import route_of_kind
         from ttapi_mcp.service.jobs import watch_4o
 
         services = await _ready_services(server)
@@ -90,9 +91,17 @@ def register_hooks(server: TTAPIServer) -> None:
         if entry.job_id is None:
             return PlainTextResponse("no job id", status_code=400)
         record = await services.store.get_job(entry.job_id)
+        for _ in range(20):  # the hook beat the submit's own record: wait for it (<= 2 s)
+            if record is not None:
+                break
+            await anyio.sleep(0.1)
+            record = await services.store.get_job(entry.job_id)
         args = (record.request_args if record else None) or {}
         hidden = ("request_id", "hook_id", "hook_sha256", "hook_used")
         params = {k: v for k, v in args.items() if k not in hidden}
-        watch_4o(services, entry.job_id, params, 0.0).poke()
+        if record is None:  # not recorded here: its route is unknown; fetch_job collects it
+            log.warning("hook for job %s came before its record; not watched", entry.job_id)
+            return JSONResponse({"ok": True})
+        watch_4o(services, entry.job_id, params, 0.0, route_of_kind(record.kind)).poke()
         log.info("hook for job %s accepted", entry.job_id)
         return JSONResponse({"ok": True})

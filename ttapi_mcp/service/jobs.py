@@ -154,22 +154,30 @@ async def _submit(
         ledger_id = await money.admit(services, quote, tool="gpt4o_image",
                                       model=str(params.get("model") or "gpt-4o-image"),
                                       route=route.request_route, confirmed=confirmed)
-        # Awaited: the job row is only written once TTAPI has answered with its id.
-        request_id = await services.store.start_request(
-            "gpt4o_image", route.request_route, params, wait=True
-        )
-        runner = services.require_runner()
-        if runner.limiter.available_tokens < 1:
-            ticker.set("queued: all upstream slots busy")
-        async with runner.limiter:
-            ticker.set(f"submitting the {route.label}")
-            try:
+        request_id: str | None = None
+        sending = False
+        try:
+            # Awaited: the job row is only written once TTAPI has answered with its id.
+            request_id = await services.store.start_request(
+                "gpt4o_image", route.request_route, params, wait=True
+            )
+            runner = services.require_runner()
+            if runner.limiter.available_tokens < 1:
+                ticker.set("queued: all upstream slots busy")
+            async with runner.limiter:
+                ticker.set(f"submitting the {route.label}")
+                sending = True
                 job_id = await route.submit(client, sent)
-            except TTAPIError as exc:
-                await services.store.finish_request(request_id, "error", error=str(exc))
-                await money.settle(services, ledger_id, billed=exc.may_have_been_billed,
-                                   outcome="error")
+        except BaseException as exc:  # the reservation ends with the call: kept if billable
+            billed = money.billing_of(exc)
+            with anyio.CancelScope(shield=True):
+                if request_id is not None:
+                    await services.store.finish_request(request_id, "error", error=str(exc))
+                await money.settle(services, ledger_id, outcome="error",
+                                   billed=sending if billed is None else billed)
+            if isinstance(exc, TTAPIError):
                 raise upstream_error(exc) from None
+            raise
         await money.attach_job(services, ledger_id, job_id)
         recorded: dict[str, Any] = {**params, "request_id": request_id}
         if own_hook:

@@ -85,11 +85,17 @@ async def run_local(
         except BaseException:
             await _close(cleanup)
             raise
-    with anyio.CancelScope(shield=True):
-        started, created = await services.store.start_job(
-            job.job_id, kind, prompt, "running", request_args=recorded,
-            dedupe_key=key if dedupe else None, phase=job.phase,
-        )
+    try:
+        with anyio.CancelScope(shield=True):
+            started, created = await services.store.start_job(
+                job.job_id, kind, prompt, "running", request_args=recorded,
+                dedupe_key=key if dedupe else None, phase=job.phase,
+            )
+    except BaseException:  # nothing was sent: the inputs go, the reservation is given back
+        await _close(cleanup)
+        if admit is not None:
+            await _release_reservation(services, job.job_id)
+        raise
     if not created:  # another server runs this very call: wait for it through its row
         await _close(cleanup)
         if admit is not None:  # this call pays nothing: give its reservation back
@@ -105,12 +111,13 @@ async def _release_reservation(services: Services, job_id: str) -> None:
     """Release the reservation a job that never started holds (never raises)."""
     from .money import settle
 
-    try:
-        ledger_id = await services.store.reservation_for_job(job_id)
-    except Exception:
-        log.exception("could not look up the ledger entry of job %s", job_id)
-        return
-    await settle(services, ledger_id, billed=False, outcome="attached")
+    with anyio.CancelScope(shield=True):
+        try:
+            ledger_id = await services.store.reservation_for_job(job_id)
+        except Exception:
+            log.exception("could not look up the ledger entry of job %s", job_id)
+            return
+        await settle(services, ledger_id, billed=False, outcome="attached")
 
 
 async def _close(cleanup: AsyncExitStack | None) -> None:

@@ -193,13 +193,21 @@ class PgConnection:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL as messages and logs show it: scheme, user, host, port and database only.
+
+    Built up from its parts, never by removing the password from the text, so a password
+    in the query (``?password=``), one with an unencoded ``/`` or a malformed URL cannot
+    slip through."""
+    try:
+        parts = urlsplit(url)
+        host, port, user = parts.hostname or "", parts.port, parts.username
+    except ValueError:
+        return "postgresql://(a malformed URL)"
+    if "@" not in parts.netloc or "/" in parts.netloc.rsplit("@", 1)[0]:
+        user = None  # the part before '@' may hold a password: show none of it
+    netloc = (f"{user}:***@" if user else "") + host + (f":{port}" if port else "")
+    path = parts.path if "@" not in parts.path and ":" not in parts.path else "/…"
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
 class PgDatabase(Database):
@@ -231,8 +239,11 @@ class PgDatabase(Database):
             pool.close()
             if isinstance(exc, StoreError):
                 raise
+            # A URL libpq cannot parse is quoted back in its message: say so without it.
+            reason = ("database_url is not a valid PostgreSQL URL"
+                      if isinstance(exc, psycopg.ProgrammingError) else _first_line(exc))
             raise StoreError(
-                f"cannot open the PostgreSQL database {self.display}: {_first_line(exc)};"
+                f"cannot open the PostgreSQL database {self.display}: {reason};"
                 " check database_url (host, port, user, database) and that the server runs"
             ) from None
         self._pool = pool

@@ -117,6 +117,18 @@ def test_binding_beyond_loopback_without_token_refuses_to_start(
     assert emulator.api_requests() == []
 
 
+def test_a_public_address_in_front_of_loopback_needs_sign_in() -> None:
+    from ttapi_mcp.config import Settings
+
+    public = Settings(public_base_url="https://images.example.com")
+    problem = server_http.binding_problem(public)
+    assert problem is not None and "http_bearer_token" in problem and "oauth_issuer" in problem
+    signed = public.model_copy(update={"http_bearer_token": SecretStr(TOKEN)})
+    assert server_http.binding_problem(signed) is None
+    local = Settings(public_base_url="http://127.0.0.1:8000")
+    assert server_http.binding_problem(local) is None
+
+
 def test_loopback_binding_needs_no_token() -> None:
     from ttapi_mcp.config import Settings
 
@@ -321,14 +333,17 @@ def test_webhook_route_checks_its_token(emulator: Emulator, tmp_path: Path) -> N
 def test_the_public_name_passes_the_host_check_behind_a_proxy(
     emulator_server: EmulatorServer, tmp_path: Path
 ) -> None:
-    # Bound to loopback behind a reverse proxy that keeps the Host header.
+    # Bound to loopback behind a reverse proxy that keeps the Host header; a public
+    # address needs sign-in (see the next test).
     settings = make_server_settings(emulator_server.base_url, tmp_path,
-                                    public_base_url="https://images.example.com")
+                                    public_base_url="https://images.example.com",
+                                    http_bearer_token=SecretStr(TOKEN))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
     with running(settings) as (base, _):
         proxied = post_mcp(base, {"Host": "images.example.com",
-                                  "Origin": "https://images.example.com"})
-        other = post_mcp(base, {"Host": "evil.example"})
+                                  "Origin": "https://images.example.com", **auth})
+        other = post_mcp(base, {"Host": "evil.example", **auth})
         other_origin = post_mcp(base, {"Host": "images.example.com",
-                                       "Origin": "https://evil.example"})
+                                       "Origin": "https://evil.example", **auth})
     assert proxied.status_code == 200, proxied.text
     assert (other.status_code, other_origin.status_code) == (421, 403)

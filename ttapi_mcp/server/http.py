@@ -47,7 +47,18 @@ def binding_problem(settings: Settings) -> str | None:
         from .auth import oauth_problem
 
         return oauth_problem(settings)
-    if is_loopback(settings.http_host) or settings.http_bearer_token is not None:
+    if settings.http_bearer_token is not None:
+        return None
+    public = urlsplit(settings.public_base_url or "").hostname
+    if public and not is_loopback(public):
+        return (
+            f"Refusing to serve HTTP for the public address {settings.public_base_url} without "
+            "sign-in: a reverse proxy in front of this loopback server would expose it (and "
+            "your TTAPI balance) to everyone who reaches that address. Set http_bearer_token "
+            "(environment variable TTAPI_HTTP_BEARER_TOKEN or \"http_bearer_token\" in the JSON "
+            "config file) or configure OAuth sign-in (oauth_issuer)."
+        )
+    if is_loopback(settings.http_host):
         return None
     return (
         f"Refusing to serve HTTP on {settings.http_host}: binding beyond loopback exposes the "

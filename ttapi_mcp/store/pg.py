@@ -205,7 +205,8 @@ def redact_url(url: str) -> str:
         return "postgresql://(a malformed URL)"
     if "@" not in parts.netloc or "/" in parts.netloc.rsplit("@", 1)[0]:
         user = None  # the part before '@' may hold a password: show none of it
-    netloc = (f"{user}:***@" if user else "") + host + (f":{port}" if port else "")
+    secret = ":***" if parts.password is not None or "password" in parts.query.lower() else ""
+    netloc = (f"{user}{secret}@" if user else "") + host + (f":{port}" if port else "")
     path = parts.path if "@" not in parts.path and ":" not in parts.path else "/…"
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -83,29 +84,36 @@ async def test_a_database_of_the_previous_release_is_upgraded_with_every_row_kep
     assert found is not None and found.job_id == "local-bbbbbbbbbbbb"
 
 
-def test_servers_starting_at_once_on_an_old_database_upgrade_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    old = Database(path)
-    old.open_sync(PREVIOUS_RELEASE)
-    anyio.run(old.close)
+
+def _open_at_once(make: Any, count: int = 4) -> tuple[list[BaseException], list[Any]]:
+    """Open ``count`` databases from ``make()`` in threads started together (as servers
+    starting at once do), close them, and return the errors and the databases opened."""
     errors: list[BaseException] = []
-    opened: list[Database] = []
+    opened: list[Any] = []
 
     def start() -> None:
         try:
-            db = Database(path)
+            db = make()
             db.open_sync()
             opened.append(db)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
+    threads = [threading.Thread(target=start) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     for db in opened:
         anyio.run(db.close)
+    return errors, opened
+
+def test_servers_starting_at_once_on_an_old_database_upgrade_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    old = Database(path)
+    old.open_sync(PREVIOUS_RELEASE)
+    anyio.run(old.close)
+    errors, opened = _open_at_once(lambda: Database(path))
     assert errors == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
@@ -251,24 +259,7 @@ def test_postgresql_replicas_starting_at_once_on_an_old_database_upgrade_it_once
             "INSERT INTO jobs (job_id, kind, status, request_args, created_at, updated_at)"
             " VALUES ('local-aaaaaaaaaaaa', 'generate', 'running', %s, %s, %s)",
             ('{"dedupe_key": "k1"}', now, now))
-    errors: list[BaseException] = []
-    opened: list[PgDatabase] = []
-
-    def start() -> None:
-        try:
-            db = PgDatabase(url)
-            db.open_sync()
-            opened.append(db)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    for db in opened:
-        anyio.run(db.close)
+    errors, opened = _open_at_once(lambda: PgDatabase(url))
     assert errors == [] and len(opened) == 4
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT version FROM ttapi_schema").fetchall() == [(len(MIGRATIONS),)]

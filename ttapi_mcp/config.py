@@ -225,6 +225,35 @@ class Settings(BaseModel):
         "one database; unset: the SQLite file database_path."
     )
 
+    # Shared image bytes: an S3-compatible bucket instead of each server's output folder.
+    storage_url: str | None = Field(
+        None, description="s3://bucket/prefix: the image bytes in an S3-compatible bucket "
+        "shared by every replica (output_dir then holds each server's copies); unset: the "
+        "output folder alone."
+    )
+    storage_endpoint: str | None = Field(
+        None, description="S3 endpoint URL (MinIO, R2, Ceph...); unset: AWS_ENDPOINT_URL or "
+        "AWS S3."
+    )
+    storage_region: str | None = Field(None, description="S3 region; unset: AWS_REGION.")
+    storage_access_key_id: str | None = Field(
+        None, description="S3 access key id; unset: AWS_ACCESS_KEY_ID."
+    )
+    storage_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key; unset: AWS_SECRET_ACCESS_KEY."
+    )
+
+    @field_validator("storage_url", mode="before")
+    @classmethod
+    def _s3_url(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not value.strip().startswith("s3://") or len(
+                value.strip()) <= len("s3://") or value.strip()[5] == "/":
+            raise ValueError("must be an s3://bucket/prefix URL (leave it unset for the "
+                             "output folder alone)")
+        return value.strip()
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _postgresql_url(cls, value: Any) -> Any:
@@ -274,7 +303,8 @@ class Settings(BaseModel):
                 ) from None
 
 
-SECRET_KEYS = frozenset({"api_key", "http_bearer_token", "database_url"})
+SECRET_KEYS = frozenset({"api_key", "http_bearer_token", "database_url",
+                         "storage_secret_access_key"})
 PATH_KEYS = frozenset({"output_dir", "database_path"})
 
 

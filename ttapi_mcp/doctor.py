@@ -28,6 +28,7 @@ import httpx2
 
 from .config import MIB, ConfigError, Settings, mask_secret
 from .filenames import temp_filename
+from .storage import StorageError, shared_storage
 from .store import ImageStore, StoreError
 
 Status = Literal["OK", "WARN", "FAIL"]
@@ -177,7 +178,8 @@ async def check_store(settings: Settings, fix: bool) -> list[Check]:
     db = settings.store_path
     url = settings.database_url_value()
     if url:
-        store = ImageStore(settings.output_dir, db, database_url=url)
+        store = ImageStore(settings.output_dir, db, database_url=url,
+                           storage=shared_storage(settings))
         try:
             async with store:
                 return await _store_checks(store, fix)
@@ -190,7 +192,7 @@ async def check_store(settings: Settings, fix: bool) -> list[Check]:
             return [Check("store", "WARN", f"no database at {db}, but {len(images)} files in "
                           "the output folder have no record", FIX_HINT)]
         return [Check("store", "OK", f"no database yet at {db} (created at first start)")]
-    store = ImageStore(settings.output_dir, db)
+    store = ImageStore(settings.output_dir, db, storage=shared_storage(settings))
     try:
         async with store:
             return await _store_checks(store, fix)
@@ -206,9 +208,18 @@ def _visible_files(folder: Path) -> list[Path]:
 
 
 async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
+    checks = []
+    if store.storage is not None:
+        try:
+            await store.storage.check()
+        except StorageError as exc:
+            return [Check("shared storage", "FAIL", str(exc), "check storage_url, "
+                          "storage_endpoint and the S3 credentials (TTAPI_STORAGE_*, AWS_*)")]
+        checks.append(Check("shared storage", "OK", f"{store.storage.describe()}: writes, "
+                            "reads and deletes"))
     report = await store.consistency_report()
     count = await store.count_images()
-    checks = [Check("store", "OK", f"{store.location}: {count} images recorded")]
+    checks.insert(0, Check("store", "OK", f"{store.location}: {count} images recorded"))
 
     temps = report.temp_files
     if temps and fix:
@@ -245,17 +256,45 @@ async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
     else:
         checks.append(Check("files w/o rows", "OK", "none"))
 
+    if store.storage is not None:
+        checks.append(await _objects_check(store, report.objects_without_rows, fix))
     missing = report.rows_without_files
+    what = "objects" if store.storage is not None else "files"
     if missing and fix:
         gone = await store.forget_images(missing)
-        checks.append(Check("rows w/o files", "OK", f"removed {gone} records of deleted files "
-                            "(the images were already gone; the request log keeps them)"))
+        kept = len(missing) - gone
+        checks.append(Check(f"rows w/o {what}", "OK", f"removed {gone} records of deleted "
+                            f"{what} (the images were already gone; the request log keeps "
+                            "them)" + (f"; put back {kept} from this server's copies"
+                                       if kept else "")))
     elif missing:
-        checks.append(Check("rows w/o files", "WARN", f"{len(missing)} records point at "
-                            f"missing files ({', '.join(missing[:SHOWN_NAMES])})", FIX_HINT))
+        checks.append(Check(f"rows w/o {what}", "WARN", f"{len(missing)} records point at "
+                            f"missing {what} ({', '.join(missing[:SHOWN_NAMES])})", FIX_HINT))
     else:
-        checks.append(Check("rows w/o files", "OK", "none"))
+        checks.append(Check(f"rows w/o {what}", "OK", "none"))
     return checks
+
+
+async def _objects_check(store: ImageStore, names: list[str], fix: bool) -> Check:
+    """Objects of the shared storage that no row records: recorded by ``fix``."""
+    if not names:
+        return Check("objects w/o rows", "OK", "none")
+    if not fix:
+        return Check("objects w/o rows", "WARN", f"{len(names)} objects in the shared storage "
+                     f"have no record ({', '.join(names[:SHOWN_NAMES])})",
+                     f"{FIX_HINT}: it records images, deletes nothing")
+    adopted, left = 0, []
+    for name in names:
+        try:
+            adopted += await store.record_existing_object(name) is not None
+        except StoreError:
+            left.append(name)
+    detail = f"recorded {adopted} objects that had no row (objects kept as they are)"
+    if left:
+        return Check("objects w/o rows", "WARN", f"{detail}; {len(left)} are not images and "
+                     f"were left alone ({', '.join(left[:SHOWN_NAMES])})",
+                     "remove objects that are not images from the bucket's prefix")
+    return Check("objects w/o rows", "OK", detail)
 
 
 async def check_issuer(settings: Settings, origins: dict[str, str]) -> list[Check]:

@@ -35,6 +35,7 @@ def build_standalone_app(settings: Settings, keys: Any) -> Any:
     from ttapi_mcp.server.apps.tools import thumb_cache
     from ttapi_mcp.server.gallery import build_gallery_app
     from ttapi_mcp.server.http import security_settings
+    from ttapi_mcp.storage import shared_storage
     from ttapi_mcp.store import ImageStore
 
     opened: dict[str, Any] = {}
@@ -42,7 +43,8 @@ def build_standalone_app(settings: Settings, keys: Any) -> Any:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         async with ImageStore(settings.output_dir, settings.store_path,
-                              database_url=settings.database_url_value()) as store:
+                              database_url=settings.database_url_value(),
+                              storage=shared_storage(settings)) as store:
             opened["store"] = store
             yield
 

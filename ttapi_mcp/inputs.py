@@ -43,7 +43,7 @@ from .filenames import new_short_id, prompt_slug, safe_child, temp_filename
 from .imagefacts import ACCEPTED_FORMATS_TEXT, ImageFacts, sniff_file
 from .store import ImageStore
 from .store.files import sweep_temp_files
-from .store.models import IMAGE_URI_PREFIX
+from .store.models import IMAGE_URI_PREFIX, StoreError
 from .urlfetch import URLFetchError, fetch_url_to_file
 
 __all__ = [
@@ -297,10 +297,11 @@ async def _from_resource(
     if image is None:
         raise _fail(ref, "no saved image has this id; list the ttapi://images resources")
     try:
+        image = await store.local_image(image)
         return await anyio.to_thread.run_sync(
             _check_file, ref, image.path, role, policy, "resource", False
         )
-    except InputError as exc:
+    except (InputError, StoreError) as exc:
         raise _fail(ref, f"the saved file {image.path} can no longer be used: {exc}") from None
 
 

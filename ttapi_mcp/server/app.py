@@ -170,13 +170,15 @@ class TTAPIServer(MCPServer[Startup]):
             from ttapi_mcp.service.peers import join_peers
             from ttapi_mcp.service.recovery import recover_jobs
             from ttapi_mcp.service.runner import JobRunner
+            from ttapi_mcp.storage import shared_storage
             from ttapi_mcp.store import ImageStore
 
             from .warmup import warm_up
 
             store = ImageStore(settings.output_dir, settings.store_path,
                                lease_seconds=settings.lease_seconds,
-                               database_url=settings.database_url_value())
+                               database_url=settings.database_url_value(),
+                               storage=shared_storage(settings))
             store.current_user = request_user(settings)  # each user sees only their rows
             async with store:
                 removed = await store.cleanup_temp_files()

@@ -71,10 +71,13 @@ def register_probes(server: TTAPIServer) -> None:
             return JSONResponse({"status": "starting"}, status_code=503, headers=NO_CACHE)
         from ttapi_mcp.storage import LocalFolder
 
+        store = services.store
         checks = {
-            "database": await _check("database", services.store.get_image("readyz-probe")),
-            "storage": await _check("storage", LocalFolder(services.store.output_dir).check()),
+            "database": await _check("database", store.get_image("readyz-probe")),
+            "storage": await _check("storage", LocalFolder(store.output_dir).check()),
         }
+        if store.storage is not None:
+            checks["shared storage"] = await _check("shared storage", store.storage.check())
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                             status_code=200 if ready else 503, headers=NO_CACHE)

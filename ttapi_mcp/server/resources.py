@@ -69,8 +69,9 @@ async def read_image(services: Services, image_id: str) -> ReadResourceContents:
             f"No saved image has id {image_id!r}; list resources to see the saved images."
         )
     try:
-        data = await anyio.to_thread.run_sync(image.path.read_bytes)
-    except OSError:
+        path = await services.store.local_copy(image.path, image.bytes)
+        data = await anyio.to_thread.run_sync(path.read_bytes)
+    except (OSError, ValueError):  # StoreError: the shared object is gone
         raise ResourceNotFoundError(
             f"Image {image_id} is recorded but its file {image.path} is missing or unreadable."
         ) from None

@@ -23,7 +23,7 @@ from ttapi_mcp.api.errors import NotFoundError
 from ttapi_mcp.store import JobRecord
 
 from . import money
-from .common import SaveContext, ServiceError, Services, save_one, to_saved
+from .common import SaveContext, ServiceError, Services, readable, save_one, to_saved
 from .crossproc import REREAD_SECONDS, StoreWatch
 from .hooks import redact_hook_url
 from .jobroutes import FOUR_O, GPT, JobRoute, model_of, route_of_params
@@ -207,7 +207,7 @@ async def _stored_result(
     for index, image_id in enumerate(record.image_ids):
         stored = await services.store.get_image(image_id)
         if stored is not None:
-            images.append(to_saved(stored, index))
+            images.append(to_saved(await readable(services, stored), index))
     quota = (record.upstream or {}).get("quota")
     return ImageToolResult(
         status="completed", model=model_of(params), parameters=params, images=images,

@@ -120,6 +120,17 @@ def iso_utc(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
+async def readable(services: Services, image: StoredImage) -> StoredImage:
+    """``image`` as a file of this server (an image another replica saved is fetched from
+    the shared storage); unchanged, with a warning, when that fails: the answer still
+    names it and its resource, only the preview is missing."""
+    try:
+        return await services.store.local_image(image)
+    except StoreError as exc:
+        log.warning("image %s has no readable copy here: %s", image.id, exc)
+        return image
+
+
 def to_saved(image: StoredImage, index: int) -> SavedImage:
     return SavedImage(
         index=index,

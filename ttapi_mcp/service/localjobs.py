@@ -20,7 +20,7 @@ import anyio
 
 from ttapi_mcp.store import JobRecord
 
-from .common import ServiceError, Services, to_saved
+from .common import ServiceError, Services, readable, to_saved
 from .crossproc import follow_row, row_phase
 from .dedupe import recent_success, user_key
 from .progress import Ticker
@@ -178,7 +178,7 @@ async def result_from_record(services: Services, record: JobRecord) -> ImageTool
         index = next(positions)
         stored = await services.store.get_image(image_id)
         if stored is not None:
-            images.append(to_saved(stored, index))
+            images.append(to_saved(await readable(services, stored), index))
     ok = record.status in ("succeeded", "partial") and images
     return ImageToolResult(
         status=("partial" if missing else "completed") if ok else "failed",

@@ -7,7 +7,7 @@ then: its client is a compiled extension that a local setup never imports).
 
 from .base import ImageStorage, StorageError, check_name
 from .local import LocalFolder
-from .open import S3Options, open_storage
+from .open import S3Options, open_storage, shared_storage
 
 __all__ = ["ImageStorage", "LocalFolder", "S3Options", "StorageError", "check_name",
-           "open_storage"]
+           "open_storage", "shared_storage"]

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio
 
 CHUNK = 1 << 20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -41,6 +44,15 @@ class ImageStorage:
     ) -> None:
         """Store ``data`` under ``name``. ``before_commit`` runs after the bytes are safe
         but before they become visible; if it raises, nothing is stored."""
+        raise NotImplementedError
+
+    async def put_file(self, name: str, path: Path, content_type: str) -> None:
+        """Store the file at ``path`` under ``name`` (a backend may stream it)."""
+        data = await anyio.Path(path).read_bytes()
+        await self.put(name, data, content_type)
+
+    def child(self, folder: str) -> ImageStorage:
+        """A storage of the same kind one level below this one (for partial previews)."""
         raise NotImplementedError
 
     def stream(self, name: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:

@@ -46,6 +46,9 @@ class LocalFolder(ImageStorage):
         except OSError as exc:
             raise StorageError(f"cannot write {final}: {exc.strerror or exc}") from None
 
+    def child(self, folder: str) -> LocalFolder:
+        return LocalFolder(self.folder / check_name(folder))
+
     async def stream(self, name: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         path = self.path_of(name)
         try:

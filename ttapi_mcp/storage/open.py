@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .base import ImageStorage, StorageError
 from .local import LocalFolder
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 @dataclass(frozen=True)
@@ -38,3 +42,16 @@ def open_storage(location: str | Path, s3: S3Options | None = None) -> ImageStor
         return S3Bucket(text, s3 or S3Options())
     raise StorageError(f"unknown storage location {text!r}: use a folder path, file:///folder "
                        "or s3://bucket/prefix")
+
+
+def shared_storage(settings: Settings) -> ImageStorage | None:
+    """The bucket of ``storage_url``, or None when the output folder alone keeps the bytes."""
+    if not settings.storage_url:
+        return None
+    secret = settings.storage_secret_access_key
+    return open_storage(settings.storage_url, S3Options(
+        endpoint=settings.storage_endpoint, region=settings.storage_region,
+        access_key_id=settings.storage_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+        timeout_seconds=settings.connect_timeout + settings.download_timeout,
+    ))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ class S3Bucket(ImageStorage):
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
         self._secret = options.secret_access_key
+        self._url, self._options = url, options
         config: dict[str, Any] = {}
         if options.endpoint:
             config["endpoint"] = options.endpoint
@@ -82,6 +84,18 @@ class S3Bucket(ImageStorage):
                                     attributes={"Content-Type": content_type})
         except Exception as exc:  # the client's errors have no common base worth naming
             raise self._fail("write", name, exc) from None
+
+    async def put_file(self, name: str, path: Path, content_type: str) -> None:
+        """Streamed from the file (multipart above 5 MiB), never read whole."""
+        check_name(name)
+        try:
+            await obstore.put_async(self._store, name, Path(path),
+                                    attributes={"Content-Type": content_type})
+        except Exception as exc:
+            raise self._fail("write", name, exc) from None
+
+    def child(self, folder: str) -> S3Bucket:
+        return S3Bucket(f"{self._url.rstrip('/')}/{check_name(folder)}", self._options)
 
     async def stream(self, name: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         check_name(name)

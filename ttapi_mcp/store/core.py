@@ -47,6 +47,7 @@ from ..imagefacts import (
     sniff_bytes,
     sniff_file,
 )
+from ..storage import ImageStorage
 from . import files
 from .claims import SubmitClaimsMixin
 from .db import Database, dumps
@@ -60,6 +61,7 @@ from .models import (
     StoreError,
     scrub_secrets,
 )
+from .objects import ObjectsMixin
 from .partials import PartialsMixin
 from .records import RecordsMixin
 from .users import UsersMixin
@@ -74,22 +76,26 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 
 
 class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitClaimsMixin,
-                 UsersMixin):
+                 UsersMixin, ObjectsMixin):
     """The output folder and its database. Use ``async with ImageStore(...)``.
 
     ``lease_seconds``: how long this process's claims on jobs last unless renewed
     (see :mod:`.leases`). ``database_url`` (``postgresql://...``) puts the records in
     PostgreSQL instead of the SQLite file ``database_path`` (see :mod:`.pg`); the
-    partial previews still sit next to ``database_path``.
+    partial previews still sit next to ``database_path``. ``storage`` (an S3 bucket)
+    keeps the image bytes for every replica, the output folder then holding this
+    server's copies (see :mod:`.objects`).
     """
 
     def __init__(self, output_dir: Path, database_path: Path, *,
-                 lease_seconds: float = 30.0, database_url: str | None = None) -> None:
+                 lease_seconds: float = 30.0, database_url: str | None = None,
+                 storage: ImageStorage | None = None) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.database_path = Path(database_path).expanduser().absolute()
         self._db = Database(self.database_path) if not database_url else _pg(database_url)
         self.owner = Owner()
         self.lease_seconds = lease_seconds
+        self.storage = storage
 
     @property
     def location(self) -> str:
@@ -108,6 +114,9 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
 
     async def close(self) -> None:
         await self._db.close()
+        for storage in (self.storage, self._partials_storage):
+            if storage is not None:
+                await storage.aclose()
 
     async def __aenter__(self) -> ImageStore:
         await self.open()
@@ -159,6 +168,7 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
                 checking.result if checking is not None else None,
             )
             sha256 = await asyncio.wrap_future(hashing)
+            await self.put_object(final, facts.mime or "", data)
             image = _stored_image(
                 image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
                 parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,
@@ -198,6 +208,7 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
                 files.adopt, self.output_dir, tmp, name_for
             )
             _require_image(facts, f"the downloaded file {tmp.name}")
+            await self.put_object(final, facts.mime or "")
             image = _stored_image(
                 image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
                 parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,
@@ -239,6 +250,13 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?{scope}"
         row = await self._db.run(lambda c: c.execute(sql, (image_id, *user)).fetchone())
         return StoredImage.from_row(row) if row else None
+
+    async def local_image(self, image: StoredImage) -> StoredImage:
+        """``image`` with the path of a readable file on this server (see :mod:`.objects`)."""
+        if self.storage is None:
+            return image
+        path = await self.local_copy(image.path, image.bytes)
+        return image if path == image.path else image.model_copy(update={"path": path})
 
     async def images_for_job(self, job_id: str) -> list[StoredImage]:
         """Images saved for a job, oldest first (so fetch_job never downloads twice)."""
@@ -290,16 +308,32 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         return await anyio.to_thread.run_sync(files.sweep_temp_files, self.output_dir, max_age)
 
     async def consistency_report(self) -> ConsistencyReport:
-        """Visible files of the output folder without rows, rows without files, temp files."""
+        """Visible files of the output folder without rows, rows without files, temp files.
+
+        With shared storage, rows are matched by name: against the objects (rows without
+        objects, objects without rows) and against this server's folder (files of it
+        with no row anywhere, such as an image whose object or row was never written).
+        """
         sql = "SELECT id, path FROM images"
         rows = await self._db.run(lambda c: c.execute(sql).fetchall())
+        objects = await self.object_names()
 
         def scan() -> ConsistencyReport:
-            known = {str(r["path"]) for r in rows} | self._database_files()
+            if objects is None:
+                known = {str(r["path"]) for r in rows} | self._database_files()
+                orphans, temps = files.scan_folder(self.output_dir, known)
+                missing = sorted(r["id"] for r in rows if not Path(r["path"]).is_file())
+                return ConsistencyReport(
+                    files_without_rows=orphans, rows_without_files=missing, temp_files=temps
+                )
+            names = {Path(r["path"]).name for r in rows}
+            known = {str(self.output_dir / n) for n in names} | self._database_files()
             orphans, temps = files.scan_folder(self.output_dir, known)
-            missing = sorted(r["id"] for r in rows if not Path(r["path"]).is_file())
             return ConsistencyReport(
-                files_without_rows=orphans, rows_without_files=missing, temp_files=temps
+                files_without_rows=orphans, temp_files=temps,
+                rows_without_files=sorted(r["id"] for r in rows
+                                          if Path(r["path"]).name not in objects),
+                objects_without_rows=sorted(objects - names),
             )
 
         return await anyio.to_thread.run_sync(scan)
@@ -333,23 +367,53 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             width=facts.width, height=facts.height, parameters={"recovered": True},
             created_at=file.stat().st_mtime,
         )
+        if self.storage is not None:
+            if await self.storage_size(file.name) != facts.bytes:
+                await self.put_object(file, image.mime)
+            same_name = _like_name(file.name)
+        else:
+            same_name = str(file)
         sql = (
             f"INSERT INTO images ({_IMAGE_COLUMNS}) SELECT {', '.join('?' * 16)}"
-            " WHERE NOT EXISTS (SELECT 1 FROM images WHERE path = ?)"
+            " WHERE NOT EXISTS (SELECT 1 FROM images WHERE path = ? OR path LIKE ? ESCAPE '!')"
         )
         row = (image_id, str(file), sha256, facts.bytes, facts.mime or "", facts.width,
                facts.height, None, None, dumps(image.parameters), None, None, None, None, None,
-               image.created_at, str(file))
+               image.created_at, str(file), same_name)
         inserted = await self._db.run(lambda c: c.execute(sql, row).rowcount)
         return image if inserted else None
+
+    async def record_existing_object(self, name: str) -> StoredImage | None:
+        """Record an object of the shared storage that has no row (fetched into the folder
+        first); None when it has one meanwhile. StoreError for an object that is no image."""
+        had_copy = (self.output_dir / name).is_file()
+        local = await self.local_copy(self.output_dir / name)
+        try:
+            return await self.record_existing_file(local)
+        except StoreError:
+            if not had_copy:  # fetched only to be recorded: not ours to keep
+                local.unlink(missing_ok=True)
+            raise
 
     async def forget_images(self, image_ids: list[str]) -> int:
         """Delete the rows of images whose files are gone; returns how many were deleted.
 
         Only rows whose file is still missing go (checked again here), so an image that
-        reappeared meanwhile keeps its record. The request log keeps the history.
+        reappeared meanwhile keeps its record. With shared storage, a missing object whose
+        copy this server still holds is put back instead, and its row kept. The request
+        log keeps the history.
         """
-        gone = [i for i in image_ids if (im := await self.get_image(i)) and not im.path.is_file()]
+        gone = []
+        for image_id in image_ids:
+            image = await self.get_image(image_id)
+            if image is None or await self.has_object(image.path):
+                continue
+            local = self.output_dir / image.path.name
+            if self.storage is not None and local.is_file() and (
+                    await anyio.to_thread.run_sync(files.sha256_file, local) == image.sha256):
+                await self.put_object(local, image.mime)
+                continue
+            gone.append(image_id)
         if not gone:
             return 0
         sql = f"DELETE FROM images WHERE id IN ({', '.join('?' * len(gone))})"
@@ -361,6 +425,11 @@ def _pg(url: str) -> Database:
     from .pg import PgDatabase
 
     return PgDatabase(url)
+
+
+def _like_name(name: str) -> str:
+    """A LIKE pattern (escape ``!``) for any recorded path ending in ``/name``."""
+    return "%/" + name.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 _ID_IN_NAME = re.compile(r"_([a-z0-9]{12})\.[a-z0-9]{1,8}$")

@@ -129,10 +129,13 @@ class ConsistencyReport(BaseModel):
     files_without_rows: list[Path] = Field(default_factory=list)
     rows_without_files: list[str] = Field(default_factory=list, description="Image ids.")
     temp_files: list[Path] = Field(default_factory=list)
+    objects_without_rows: list[str] = Field(
+        default_factory=list, description="Names in the shared storage that no row records.")
 
     @property
     def ok(self) -> bool:
-        return not (self.files_without_rows or self.rows_without_files or self.temp_files)
+        return not (self.files_without_rows or self.rows_without_files or self.temp_files
+                    or self.objects_without_rows)
 
 
 class StoreError(ValueError):

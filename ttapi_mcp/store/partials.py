@@ -2,7 +2,9 @@
 
 They are not results: they live beside the database (``partials/``), not in the output
 folder, have no row in ``images`` and are never listed as result resources. Each is
-written atomically and recorded with its job, image and partial index.
+written atomically and recorded with its job, image and partial index. With shared
+storage each is also put under ``partials/`` of the bucket before its row, so whichever
+replica is asked shows it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import Any
 import anyio.to_thread
 
 from ..imagefacts import sniff_bytes
+from ..storage import ImageStorage, StorageError
 from . import files
 from .db import Database
+from .models import StoreError
+from .objects import ObjectsMixin
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -36,16 +41,24 @@ class PartialImage:
     bytes: int
 
 
-class PartialsMixin:
+class PartialsMixin(ObjectsMixin):
     """Partial images; mixed into :class:`ImageStore`, which owns ``_db``."""
 
     _db: Database
     database_path: Path
     _scope: Callable[..., tuple[str, list[Any]]]
+    _partials_storage: ImageStorage | None = None
 
     @property
     def partials_dir(self) -> Path:
         return self.database_path.parent / "partials"
+
+    def partials_storage(self) -> ImageStorage:
+        """``partials/`` of the shared storage (one client, made on first use)."""
+        assert self.storage is not None
+        if self._partials_storage is None:
+            self._partials_storage = self.storage.child("partials")
+        return self._partials_storage
 
     async def save_partial(
         self, job_id: str, image_index: int, partial_index: int, data: bytes
@@ -63,6 +76,11 @@ class PartialsMixin:
             files.write_atomic(folder, final, data)
 
         await anyio.to_thread.run_sync(write)
+        if self.storage is not None:
+            try:
+                await self.partials_storage().put(final.name, data, facts.mime)
+            except StorageError as exc:
+                raise StoreError(str(exc)) from None
         partial = PartialImage(f"{job_id}.{image_index}.{partial_index}", job_id, image_index,
                                partial_index, final, facts.mime, len(data))
         row = (partial.partial_id, job_id, image_index, partial_index, str(final), facts.mime,
@@ -75,6 +93,13 @@ class PartialsMixin:
                " created_at = excluded.created_at")
         await self._db.run(lambda c: c.execute(sql, row))
         return partial
+
+    async def local_partial(self, partial: PartialImage) -> Path:
+        """A readable local file of ``partial`` (fetched from shared storage if need be)."""
+        if self.storage is None:
+            return partial.path
+        return await self.local_copy(partial.path, partial.bytes, self.partials_dir,
+                                     self.partials_storage())
 
     async def get_partial(self, partial_id: str) -> PartialImage | None:
         scope, user = self._scope("j.user_id")

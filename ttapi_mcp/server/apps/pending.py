@@ -46,7 +46,8 @@ async def app_partials(
         sent = partial.partial_id not in known
         if sent:
             try:
-                preview = await make_preview(partial.path, PARTIAL_EDGE, PARTIAL_MAX_B64)
+                local = await services.store.local_partial(partial)
+                preview = await make_preview(local, PARTIAL_EDGE, PARTIAL_MAX_B64)
             except (OSError, ValueError) as exc:
                 raise ToolError(f"partial image {partial.partial_id} cannot be read: "
                                 f"{exc}") from None

@@ -76,7 +76,10 @@ async def images_result(
         if image is None:
             raise ToolError(f"no image with id {image_id!r} in this server's store; ids come "
                             "from a tool result or the gallery")
-        records.append(image)
+        try:
+            records.append(await store.local_image(image))
+        except ValueError as exc:  # StoreError: its shared object is gone
+            raise ToolError(f"image {image_id} cannot be read: {exc}") from None
     blocks: list[ContentBlock] = [await _image_block(cache, im, size) for im in records]
     info = [{"id": im.id, "prompt": im.prompt, "model": im.model, "job_id": im.job_id,
              "revised_prompt": im.revised_prompt, "created_at": im.created_at}
@@ -148,7 +151,8 @@ async def gallery_document(
 
     async def fill(i: int, item: dict[str, Any]) -> None:
         try:
-            p = await cache.get(item["id"], Path(item["path"]), GALLERY_EDGE, GALLERY_MAX_B64)
+            path = await store.local_copy(Path(item["path"]), item.get("bytes"))
+            p = await cache.get(item["id"], path, GALLERY_EDGE, GALLERY_MAX_B64)
             thumbs[i] = f"data:{p.mime};base64,{p.data_b64}"
         except (OSError, ValueError):
             thumbs[i] = ""  # a missing file shows as an empty tile, the page still loads

@@ -1,0 +1,118 @@
+"""Image bytes in shared storage: the object is the record of truth, the folder a copy.
+
+With ``storage_url`` set, every server still writes each image atomically into its own
+output folder (so paths in answers are real files on the server that gave them, and
+previews read local bytes), then puts the object, and only then inserts the row: a row
+always has its object. A server asked for an image it does not hold (saved by another
+replica) streams the object into its folder first, in chunks, into a temp file renamed
+into place, so reads of resources, previews, the gallery and edits never hold a whole
+download in memory twice. Without shared storage every method here is the folder alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ..filenames import safe_child, temp_filename
+from ..storage import ImageStorage, StorageError
+from .models import StoreError
+
+
+class ObjectsMixin:
+    """Shared image bytes; mixed into :class:`ImageStore`, which owns ``output_dir``."""
+
+    output_dir: Path
+    storage: ImageStorage | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.storage is not None
+
+    async def put_object(self, path: Path, mime: str, data: bytes | None = None) -> None:
+        """Put the file just written at ``path`` (or ``data``) under its name; no-op alone.
+
+        A failure raises :class:`StoreError` saying the local file is kept, so the paid
+        image survives and ``doctor --fix`` can record it once the storage is back.
+        """
+        if self.storage is None:
+            return
+        try:
+            if data is None:
+                await self.storage.put_file(path.name, path, mime)
+            else:
+                await self.storage.put(path.name, data, mime)
+        except StorageError as exc:
+            raise StoreError(f"{exc}; the image is kept at {path} but not recorded: run "
+                             "'ttapi-mcp doctor --fix' once the storage answers") from None
+
+    async def local_copy(self, path: Path, size: int | None = None,
+                         folder: Path | None = None,
+                         storage: ImageStorage | None = None) -> Path:
+        """A readable local file of the stored image recorded at ``path``.
+
+        Alone: ``path`` itself. Shared: this server's copy in ``folder`` (the output
+        folder by default), fetched from the storage when absent or of the wrong size.
+        """
+        storage = storage or self.storage
+        if storage is None:
+            return Path(path)
+        folder = folder or self.output_dir
+        local = safe_child(folder, Path(path).name)
+        if await _has_size(local, size):
+            return local
+        tmp = safe_child(folder, temp_filename(local.name))
+        try:
+            await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+            async with await anyio.open_file(tmp, "xb") as out:
+                async for chunk in storage.stream(local.name):
+                    await out.write(chunk)
+            if not await _has_size(tmp, size):
+                raise StoreError(f"the object {local.name} in {storage.describe()} has a "
+                                 f"different size than its record ({size} bytes)")
+            await anyio.to_thread.run_sync(os.replace, tmp, local)
+        except StorageError as exc:
+            raise StoreError(str(exc)) from None
+        except OSError as exc:
+            raise StoreError(f"cannot copy {local.name} from {storage.describe()} into "
+                             f"{folder}: {exc.strerror or exc}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return local
+
+    async def object_names(self) -> set[str] | None:
+        """Every image object's name, or None without shared storage."""
+        if self.storage is None:
+            return None
+        try:
+            return set(await self.storage.names())
+        except StorageError as exc:
+            raise StoreError(str(exc)) from None
+
+    async def storage_size(self, name: str) -> int | None:
+        """The stored object's size (None: absent, or no shared storage)."""
+        if self.storage is None:
+            return None
+        try:
+            return await self.storage.size(name)
+        except StorageError as exc:
+            raise StoreError(str(exc)) from None
+
+    async def has_object(self, path: Path) -> bool:
+        """Is the image recorded at ``path`` stored? (alone: is the file there?)"""
+        if self.storage is None:
+            return await anyio.to_thread.run_sync(Path(path).is_file)
+        return await self.storage_size(Path(path).name) is not None
+
+
+async def _has_size(path: Path, size: int | None) -> bool:
+    try:
+        stat = await anyio.to_thread.run_sync(path.stat)
+    except OSError:
+        return False
+    return size is None or stat.st_size == size

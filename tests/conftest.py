@@ -147,3 +147,15 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
         return None
     cluster = request.getfixturevalue("pg_cluster")
     return str(cluster.new_schema_url())
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> _Iterator[Any]:
+    """moto's S3 server for the session (the dev extra installs it: never skipped)."""
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -207,19 +207,25 @@ def _visible_files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
 
 
+async def check_shared_storage(settings: Settings) -> Check | None:
+    """With ``storage_url``: a probe object is written, read back and deleted."""
+    storage = shared_storage(settings)
+    if storage is None:
+        return None
+    try:
+        await storage.check()
+    except StorageError as exc:
+        return Check("shared storage", "FAIL", str(exc), "check storage_url, storage_endpoint "
+                     "and the S3 credentials (TTAPI_STORAGE_*, AWS_*)")
+    finally:
+        await storage.aclose()
+    return Check("shared storage", "OK", f"{storage.describe()}: writes, reads and deletes")
+
+
 async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
-    checks = []
-    if store.storage is not None:
-        try:
-            await store.storage.check()
-        except StorageError as exc:
-            return [Check("shared storage", "FAIL", str(exc), "check storage_url, "
-                          "storage_endpoint and the S3 credentials (TTAPI_STORAGE_*, AWS_*)")]
-        checks.append(Check("shared storage", "OK", f"{store.storage.describe()}: writes, "
-                            "reads and deletes"))
     report = await store.consistency_report()
     count = await store.count_images()
-    checks.insert(0, Check("store", "OK", f"{store.location}: {count} images recorded"))
+    checks = [Check("store", "OK", f"{store.location}: {count} images recorded")]
 
     temps = report.temp_files
     if temps and fix:
@@ -345,7 +351,11 @@ async def run_checks(
     if checks[-1].status == "OK":
         checks.append(await check_balance(settings))
     checks += check_output_dir(settings, origins, fix)
-    checks += await check_store(settings, fix)
+    storage = await check_shared_storage(settings)
+    if storage is not None:
+        checks.append(storage)
+    if storage is None or storage.status == "OK":  # its repairs need the bucket
+        checks += await check_store(settings, fix)
     checks += await check_issuer(settings, origins)
     return checks
 

@@ -1,4 +1,6 @@
-"""Three replicas behind haproxy on one PostgreSQL, end to end with real processes.
+"""Three replicas behind haproxy on one PostgreSQL and one S3 bucket (moto's S3 server),
+end to end with real processes; each replica has its own output folder, as stateless
+replicas on separate machines do.
 
 Both protocol eras through the balancer (2026-07-28 round robin per request; a
 2025-11-25 session sticks to its replica on ``Mcp-Session-Id``); a job started through
@@ -44,18 +46,27 @@ def emulator_server() -> Iterator[EmulatorServer]:
 
 class Deployment:
     def __init__(self, replicas: list[Replica], balancer: Balancer, url: str,
-                 folder: Path, env: dict[str, str]) -> None:
+                 folder: Path, env: dict[str, str], s3: Any, bucket: str) -> None:
         self.replicas, self.balancer, self.url = replicas, balancer, url
-        self.folder, self.env = folder, env
+        self.folder, self.env, self.s3, self.bucket = folder, env, s3, bucket
 
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url) as conn:
             return conn.execute(sql, args).fetchall()
 
+    def check_objects_match_rows(self) -> None:
+        """Every row has its object, byte for byte, and every object its row."""
+        objects = self.s3.objects(self.bucket)
+        rows = {Path(path).name: sha for path, sha in self.rows("SELECT path, sha256 FROM images")}
+        assert set(objects) == set(rows)
+        for name, data in objects.items():
+            assert hashlib.sha256(data).hexdigest() == rows[name], name
+
 
 @pytest.fixture(scope="module")
 def deployment(
-    emulator_server: EmulatorServer, pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory
+    emulator_server: EmulatorServer, pg_cluster: Any, s3_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
     binary = haproxy_binary()
     if binary is None:
@@ -63,15 +74,17 @@ def deployment(
     folder = tmp_path_factory.mktemp("replicas")
     url = pg_cluster.new_schema_url()
     port = free_port()
-    env = replica_env(emulator_server.base_url, CANARY_KEY, folder, url,
-                      f"http://127.0.0.1:{port}")
-    replicas = [Replica(f"r{i}", env, folder) for i in range(3)]
+    bucket = s3_server.bucket()
+    env = {**replica_env(emulator_server.base_url, CANARY_KEY, folder, url,
+                         f"http://127.0.0.1:{port}"), **s3_server.env(bucket)}
+    replicas = [Replica(f"r{i}", {**env, "TTAPI_OUTPUT_DIR": str(folder / f"out-r{i}")}, folder)
+                for i in range(3)]
     balancer = Balancer(binary, [r.port for r in replicas], folder, port)
     try:
         for replica in replicas:
             replica.start()
         balancer.start()
-        yield Deployment(replicas, balancer, url, folder, env)
+        yield Deployment(replicas, balancer, url, folder, env, s3_server, bucket)
     finally:
         balancer.stop()
         for replica in replicas:
@@ -79,6 +92,7 @@ def deployment(
     for replica in replicas:
         log = replica.log.read_text(errors="replace")
         assert CANARY_KEY not in log and "Traceback" not in log, log[-3000:]
+        assert s3_server.secret not in log
 
 
 async def _client(url: str, mode: str = "auto") -> Any:
@@ -146,7 +160,8 @@ async def test_a_replica_killed_mid_job_is_replaced_and_the_job_saved_once(
 
     emulator.options.job_seconds = 2.0
     # No hook URL for this job: only the lease running out can hand it to another replica.
-    quiet = {**deployment.env, "TTAPI_PUBLIC_BASE_URL": ""}
+    quiet = {**deployment.env, "TTAPI_PUBLIC_BASE_URL": "",
+             "TTAPI_OUTPUT_DIR": str(deployment.folder / "out-doomed")}
     doomed = Replica("doomed", quiet, deployment.folder).start()
     try:
         async with Client(f"{doomed.origin}/mcp") as client:
@@ -173,6 +188,7 @@ async def test_a_replica_killed_mid_job_is_replaced_and_the_job_saved_once(
     rows = deployment.rows("SELECT path, sha256 FROM images WHERE job_id = %s", job_id)
     assert len(rows) == 1  # saved once, by one of the replicas
     assert hashlib.sha256(Path(rows[0][0]).read_bytes()).hexdigest() == rows[0][1]
+    deployment.check_objects_match_rows()  # and its object in the bucket, once
 
 
 async def test_load_through_the_balancer_with_faults_and_a_replica_restarted(
@@ -234,5 +250,6 @@ async def test_load_through_the_balancer_with_faults_and_a_replica_restarted(
     assert set(ids) <= set(rows)  # nothing lost: every answered image has its row
     owners = deployment.rows("SELECT DISTINCT owner_id FROM jobs WHERE prompt LIKE 'load %%'")
     assert len(owners) >= 3  # spread over the replicas (the restarted one is a new owner)
-    for image in saved:  # and every row its object
+    for image in saved:  # the answering replica's copy is the recorded image
         assert hashlib.sha256(Path(image["path"]).read_bytes()).hexdigest() == rows[image["id"]]
+    deployment.check_objects_match_rows()

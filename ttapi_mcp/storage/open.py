@@ -37,7 +37,11 @@ def open_storage(location: str | Path, s3: S3Options | None = None) -> ImageStor
     if scheme == "file":
         return LocalFolder(Path(urlsplit(text).path))
     if scheme == "s3":
-        from .s3 import S3Bucket
+        try:
+            from .s3 import S3Bucket
+        except ImportError:
+            raise StorageError("an s3:// storage needs the S3 client: pip install "
+                               "'ttapi-mcp[s3]' (obstore)") from None
 
         return S3Bucket(text, s3 or S3Options())
     raise StorageError(f"unknown storage location {text!r}: use a folder path, file:///folder "

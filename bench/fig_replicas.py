@@ -1,12 +1,13 @@
-"""Figure 9: replicas on one PostgreSQL behind haproxy.
+"""Figure 9: replicas on one PostgreSQL and one S3 bucket (moto's server) behind haproxy.
 
 a) Calls per second through the balancer with 1 and with 3 replicas (same run, same
    PostgreSQL, same emulator): dall-e-2 calls at a fixed concurrency, 2026-07-28 clients
    (round robin per request). On a 2-core machine the ratio is bounded by the cores, so
-   the CPU seconds of each part (replicas, PostgreSQL, haproxy, emulator, the clients)
-   are reported with it.
-b) The latency of one call through the balancer to a replica on PostgreSQL, against one
-   SQLite server process called directly; medians of sequential calls. Target <= 1.2x.
+   the CPU seconds of each part (replicas, PostgreSQL, S3, haproxy, emulator, the
+   clients) are reported with it. Each replica has its own output folder.
+b) The latency of one call through the balancer to a replica on PostgreSQL and S3,
+   against one SQLite server process called directly; medians of sequential calls.
+   Target <= 1.2x.
 
 Skipped (no rows) when PostgreSQL's binaries or haproxy are missing.
 """
@@ -39,6 +40,7 @@ from harness import (
 sys.path.insert(0, str(ROOT / "tests"))
 from pgcluster import Cluster, find_bin_dir  # noqa: E402
 from replicas import Balancer, Replica, haproxy_binary, replica_env  # noqa: E402
+from s3server import S3Server  # noqa: E402
 
 CONCURRENCY = 12
 DALLE2 = {"model": "dall-e-2", "size": "256x256", "response_format": "b64_json",
@@ -107,8 +109,12 @@ async def replicas(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Ro
     try:
         url = cluster.new_schema_url()
         with ExitStack() as stack:
-            env = replica_env(emulator.base_url, KEY, folder, url, "")  # no hooks
-            fleet = [Replica(f"bench-r{i}", env, folder) for i in range(3)]
+            s3 = S3Server(folder).start()
+            stack.callback(s3.stop)
+            env = {**replica_env(emulator.base_url, KEY, folder, url, ""),  # no hooks
+                   **s3.env(s3.bucket())}
+            fleet = [Replica(f"bench-r{i}", {**env, "TTAPI_OUTPUT_DIR": str(folder / f"out{i}")},
+                             folder) for i in range(3)]
             for replica in fleet:
                 replica.start()
                 stack.callback(replica.stop)
@@ -121,6 +127,7 @@ async def replicas(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Ro
                     parts = {
                         "replicas": lambda: _cpu([r.proc.pid for r in fleet if r.proc]),
                         "postgres": lambda: _cpu(_postgres_pids(cluster)),
+                        "s3": lambda: _cpu([s3.proc.pid] if s3.proc else []),
                         "haproxy": lambda b=balancer: _cpu([b.proc.pid] if b.proc else []),
                         "emulator": lambda: _cpu([emulator.proc.pid]),
                         "clients": lambda: _cpu([os.getpid()]),
@@ -150,7 +157,8 @@ async def replicas(emulator: EmulatorProcess, work: Path, plan: Plan) -> list[Ro
         f"1: {cpu_note(used1)}"))
     ratio = replica_latency / single_latency
     rows.append(Row(
-        "replicas: one call through haproxy on PostgreSQL", f"{replica_latency * 1000:.1f} ms",
+        "replicas: one call through haproxy on PostgreSQL and S3",
+        f"{replica_latency * 1000:.1f} ms",
         f"{single_latency * 1000:.1f} ms (one SQLite process, direct)", ratio, "<= 1.2x",
         ratio <= 1.2, note=f"median of {reps}"))
     return rows

@@ -92,6 +92,12 @@ async def test_one_server_saves_and_another_reads_previews_shows_and_edits(
         for summary in images:
             row = await store.get_image(summary.id)
             assert row is not None and _sha(objects[row.path.name]) == row.sha256
+    # B's copies are copies, not orphans: doctor on B finds nothing to repair.
+    env = _env(str(emulator.base_url), tmp_path, **s3_server.env(bucket),
+               TTAPI_OUTPUT_DIR=str(tmp_path / "out-b"))
+    checks = await _checks(env)
+    for name in ("files w/o rows", "objects w/o rows", "rows w/o objects"):
+        assert checks[name].detail == "none", (name, checks[name])
 
 
 async def test_fetch_job_through_another_server_previews_from_the_bucket(
@@ -142,12 +148,13 @@ async def test_the_row_comes_after_the_object_and_doctor_records_what_was_kept(
 
 
 async def test_doctor_checks_and_repairs_objects_and_rows(
-    emulator: Emulator, tmp_path: Path, s3_server: Any
+    emulator: Emulator, tmp_path: Path, s3_server: Any, database_url: str | None
 ) -> None:
     bucket = s3_server.bucket()
     settings = _server(emulator, tmp_path, "out", s3_server, bucket)
     db = tmp_path / "db" / "store.sqlite3"
-    async with ImageStore(tmp_path / "out", db, storage=shared_storage(settings)) as store:
+    async with ImageStore(tmp_path / "out", db, storage=shared_storage(settings),
+                          database_url=database_url) as store:
         restorable = await store.save_image(_png((1, 2, 3)), model="m", prompt="restorable",
                                             parameters={})
         lost = await store.save_image(_png((4, 5, 6)), model="m", prompt="lost",
@@ -162,7 +169,8 @@ async def test_doctor_checks_and_repairs_objects_and_rows(
         await store.storage.put("20260101-000000_orphan_abcdefabcdef.png", orphan, "image/png")
         await store.storage.put("notes.txt", b"not an image", "text/plain")
 
-    env = _env(str(emulator.base_url), tmp_path, **s3_server.env(bucket))
+    env = _env(str(emulator.base_url), tmp_path, **s3_server.env(bucket),
+               **({"TTAPI_DATABASE_URL": database_url} if database_url else {}))
     shown = _doctor(env)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert s3_server.secret not in shown.stdout + shown.stderr
@@ -182,7 +190,7 @@ async def test_doctor_checks_and_repairs_objects_and_rows(
     objects = s3_server.objects(bucket)
     assert objects[restorable.path.name] == restorable.path.read_bytes()
     assert "notes.txt" in objects  # nothing deleted from the bucket
-    async with ImageStore(tmp_path / "out", db) as store:
+    async with ImageStore(tmp_path / "out", db, database_url=database_url) as store:
         ids = {s.id for s in (await store.list_images())[0]}
         assert {restorable.id, kept.id} <= ids and lost.id not in ids
         assert "abcdefabcdef" in ids  # the orphan, under the id in its name

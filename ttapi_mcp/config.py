@@ -155,6 +155,16 @@ class Settings(BaseModel):
         None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
         description="Most quota spent or reserved per calendar month; unset: no limit.",
     )
+    budget_per_user_day: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota one user (OAuth subject) may spend or reserve per day; "
+        "unset: no per-user limit.",
+    )
+    budget_per_user_month: float | None = Field(
+        None, ge=0, le=MAX_BUDGET, allow_inf_nan=False,
+        description="Most quota one user may spend or reserve per calendar month; unset: no "
+        "per-user limit.",
+    )
     budget_timezone: str = Field(
         "UTC", description="IANA time zone in which budget days and months begin."
     )
@@ -167,7 +177,8 @@ class Settings(BaseModel):
         "often, and refuse a call it cannot cover; 0: never read it.",
     )
 
-    @field_validator("budget_per_call", "budget_per_day", "budget_per_month", "confirm_above",
+    @field_validator("budget_per_call", "budget_per_day", "budget_per_month",
+                     "budget_per_user_day", "budget_per_user_month", "confirm_above",
                      mode="before")
     @classmethod
     def _quota_amount(cls, value: Any) -> Any:

@@ -22,6 +22,18 @@ def _period_line(p: dict[str, Any]) -> str:
             f"resets at {p['resets_at']}.")
 
 
+def _user_line(entry: dict[str, Any]) -> str:
+    parts = []
+    for p in (entry["today"], entry["this_month"]):
+        part = f"{p['period'].split(' (')[0]} {p['held_quota']:g} quota in {p['calls']} call(s)"
+        if p["budget_quota"] is None:
+            parts.append(part + f" (no {p['budget_setting']} set)")
+        else:
+            parts.append(part + f" ({p['budget_setting']} {p['budget_quota']:g}, "
+                         f"{p['left_quota']:g} left)")
+    return f"User {entry['user']!r}: " + "; ".join(parts) + "."
+
+
 async def _report(settings: Settings, since: str | None, by: Any) -> dict[str, Any]:
     from ttapi_mcp.periods import month_of
     from ttapi_mcp.service.usage import group, parse_since, usage_report
@@ -57,4 +69,9 @@ def run_usage(settings: Settings, since: str | None, by: str, as_json: bool) -> 
     print(table_text(report["groups"], by))  # type: ignore[arg-type]
     print(_period_line(report["today"]))
     print(_period_line(report["this_month"]))
+    per_user = report["budget_per_user_day"] is not None or \
+        report["budget_per_user_month"] is not None
+    if per_user or len(report["users"]) > 1:
+        for entry in report["users"]:
+            print(_user_line(entry))
     return 0

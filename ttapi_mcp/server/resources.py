@@ -166,7 +166,7 @@ def register_resources(server: MCPServer) -> None:
     @server.resource(
         USAGE_URI, name="usage", title="Spend and budgets",
         description="Quota spent and reserved today and this month (estimates, and what "
-        "TTAPI reported), by model and tool, and the budget left.",
+        "TTAPI reported), by model and tool, and the budgets left: the account's and yours.",
         mime_type="application/json",
     )
     def usage() -> str:

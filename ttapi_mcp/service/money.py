@@ -2,8 +2,9 @@
 
 Every paid call goes through :func:`admit` before anything reaches TTAPI: its estimate
 (see :mod:`.quotes`) is checked against ``confirm_above`` (the user must have agreed to
-it), ``budget_per_call``, and the day and month budgets, where it is *reserved* in the
-store's ledger in one transaction (see ``store.ledger``), so concurrent calls, in one
+it), ``budget_per_call``, and the day and month budgets (account-wide, and per user for
+the caller's own rows), where it is *reserved* in the store's ledger in one transaction
+(see ``store.ledger``), so concurrent calls, in one
 process or several on one database, can never overspend; then against the known TTAPI
 balance (see :mod:`.balance`). When the call ends its reservation becomes spend (it may
 have been billed) or is released (it cannot have been).
@@ -18,8 +19,9 @@ import anyio
 
 from ttapi_mcp.api import TTAPIError
 from ttapi_mcp.config import Settings
-from ttapi_mcp.periods import day_of, month_of
+from ttapi_mcp.periods import Period, day_of, month_of
 from ttapi_mcp.store.ledger import Limit
+from ttapi_mcp.store.users import LOCAL_USER
 
 from .balance import fresh_balance, low_balance_warning, spend_locally
 from .common import ServiceError, Services
@@ -92,14 +94,8 @@ async def admit(
             "server configuration."
         )
     now = services.clock()
-    periods = []
-    if settings.budget_per_day is not None:
-        periods.append(("budget_per_day", settings.budget_per_day,
-                        day_of(now, settings.budget_timezone)))
-    if settings.budget_per_month is not None:
-        periods.append(("budget_per_month", settings.budget_per_month,
-                        month_of(now, settings.budget_timezone)))
-    limits = [Limit(p.start, p.end, budget) for _, budget, p in periods]
+    budgets = _budgets(settings, now)
+    limits = [limit for _, _, limit in budgets]
     try:
         reserved = await services.store.reserve(
             now=now, tool=tool, model=model, route=route, images=quote.images,
@@ -118,15 +114,39 @@ async def admit(
         await _check_balance(services, quote, reserved.ledger_id)
         return reserved.ledger_id
     assert reserved.refused_by is not None
-    key, budget, period = periods[reserved.refused_by]
+    key, period, limit = budgets[reserved.refused_by]
+    budget = limit.quota
     left = max(0.0, budget - reserved.held)
+    if limit.per_user:
+        user = services.store.current_user() or LOCAL_USER
+        held = (f"{quota_text(budget)} quota per user and this user ({user!r}) has already "
+                f"spent or reserved {quota_text(reserved.held)} quota {period.label}")
+    else:
+        held = (f"{quota_text(budget)} quota and {quota_text(reserved.held)} quota is "
+                f"already spent or reserved {period.label}")
     raise ServiceError(
         f"{NOT_SENT} this call is estimated at {about(estimate)} ({quote.what}), but "
-        f"{key} is {quota_text(budget)} quota and {quota_text(reserved.held)} quota is "
-        f"already spent or reserved {period.label}: {quota_text(left)} quota is left. "
-        f"The {period.kind}'s budget resets at {period.resets_at}. Raise {key} in the "
-        "server configuration to allow more, or make a cheaper call."
+        f"{key} is {held}: {quota_text(left)} quota is left. The {period.kind}'s budget "
+        f"resets at {period.resets_at}. Raise {key} in the server configuration to allow "
+        "more, or make a cheaper call."
     )
+
+
+def _budgets(settings: Settings, now: float) -> list[tuple[str, Period, Limit]]:
+    """The day/month budgets that are set, account-wide then per user (a call must fit
+    every one), each with its setting and period for the refusal's words."""
+    zone = settings.budget_timezone
+    found = []
+    for key, quota, period_of, per_user in (
+        ("budget_per_day", settings.budget_per_day, day_of, False),
+        ("budget_per_month", settings.budget_per_month, month_of, False),
+        ("budget_per_user_day", settings.budget_per_user_day, day_of, True),
+        ("budget_per_user_month", settings.budget_per_user_month, month_of, True),
+    ):
+        if quota is not None:
+            period = period_of(now, zone)
+            found.append((key, period, Limit(period.start, period.end, quota, per_user)))
+    return found
 
 
 async def _check_balance(services: Services, quote: Quote, ledger_id: str | None) -> None:

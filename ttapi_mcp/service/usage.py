@@ -55,10 +55,10 @@ def group(rows: Iterable[dict[str, Any]], by: GroupBy, tz_name: str) -> list[dic
 
 
 def _period(rows: list[dict[str, Any]], period: Period, budget: float | None,
-            tz_name: str, setting: str) -> dict[str, Any]:
+            tz_name: str, setting: str, detail: bool = True) -> dict[str, Any]:
     inside = [r for r in rows if period.start <= r["created_at"] < period.end]
     held = round(sum(r["held_quota"] for r in inside), 4)
-    return {
+    summary: dict[str, Any] = {
         "period": period.label,
         "held_quota": held,
         "spent_quota": round(sum(r["held_quota"] for r in inside if r["state"] == "spent"), 4),
@@ -69,18 +69,37 @@ def _period(rows: list[dict[str, Any]], period: Period, budget: float | None,
         "budget_quota": budget,
         "left_quota": None if budget is None else round(max(0.0, budget - held), 4),
         "resets_at": period.resets_at,
-        "by_model": group(inside, "model", tz_name),
-        "by_tool": group(inside, "tool", tz_name),
+    }
+    if detail:
+        summary["by_model"] = group(inside, "model", tz_name)
+        summary["by_tool"] = group(inside, "tool", tz_name)
+    return summary
+
+
+def _user(rows: list[dict[str, Any]], user: str, day: Period, month: Period,
+          settings: Settings) -> dict[str, Any]:
+    """One user's own spend today and this month, against the per-user budgets."""
+    tz_name = settings.budget_timezone
+    own = [r for r in rows if r["user_id"] == user]
+    return {
+        "user": user,
+        "today": _period(own, day, settings.budget_per_user_day, tz_name,
+                         "budget_per_user_day", detail=False),
+        "this_month": _period(own, month, settings.budget_per_user_month, tz_name,
+                              "budget_per_user_month", detail=False),
     }
 
 
 async def usage_report(store: ImageStore, settings: Settings, now: float) -> dict[str, Any]:
-    """Today and this month (in budget_timezone), with the budgets left."""
+    """Today and this month (in budget_timezone), account-wide, with the budgets left;
+    in a request also the caller's own spend against the per-user budgets (``you``),
+    outside one every user's (``users``), never another user's to a caller."""
     tz_name = settings.budget_timezone
     month = month_of(now, tz_name)
     day = day_of(now, tz_name)
     rows = await store.ledger_rows(since=min(month.start, day.start))
-    return {
+    caller = store.current_user()
+    report: dict[str, Any] = {
         "unit": NOTE,
         "timezone": tz_name,
         "budget_per_call": settings.budget_per_call,
@@ -88,7 +107,15 @@ async def usage_report(store: ImageStore, settings: Settings, now: float) -> dic
         "today": _period(rows, day, settings.budget_per_day, tz_name, "budget_per_day"),
         "this_month": _period(rows, month, settings.budget_per_month, tz_name,
                               "budget_per_month"),
+        "budget_per_user_day": settings.budget_per_user_day,
+        "budget_per_user_month": settings.budget_per_user_month,
     }
+    if caller is not None:
+        report["you"] = _user(rows, caller, day, month, settings)
+    else:
+        users = sorted({str(r["user_id"]) for r in rows})
+        report["users"] = [_user(rows, u, day, month, settings) for u in users]
+    return report
 
 
 def parse_since(text: str, tz_name: str) -> float:

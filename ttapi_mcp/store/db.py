@@ -112,6 +112,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_user_created ON jobs(user_id, created_at, job_id);
     ALTER TABLE ledger ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local';
     """,
+    # Budgets per user (budget_per_user_day/month): one user's held quota in a period.
+    """
+    CREATE INDEX IF NOT EXISTS ledger_user_created ON ledger(user_id, created_at);
+    """,
 ]
 BUSY_TIMEOUT_SECONDS = 10.0
 """SQLite's own wait for a lock held by another process, per statement."""

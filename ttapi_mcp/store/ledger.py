@@ -27,15 +27,18 @@ BEGIN_ATTEMPTS = 8
 _HELD_BETWEEN = (
     "SELECT COALESCE(SUM(held_quota), 0) FROM ledger WHERE created_at >= ? AND created_at < ?"
 )
+_USER_HELD_BETWEEN = _HELD_BETWEEN + " AND user_id = ?"
 
 
 @dataclass(frozen=True)
 class Limit:
-    """A budget over [start, end): at most ``quota`` held by rows created in it."""
+    """A budget over [start, end): at most ``quota`` held by rows created in it, by
+    everyone's rows, or (``per_user``) by the rows of the user the new row is for."""
 
     start: float
     end: float
     quota: float
+    per_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,12 @@ class LedgerMixin:
         limits: Sequence[Limit] = (),
         job_id: str | None = None,
     ) -> Reserved:
-        """Insert a ``reserved`` row unless a limit has no room for ``estimate``."""
+        """Insert a ``reserved`` row unless a limit has no room for ``estimate``; every
+        limit is summed and checked under the one write lock the insert holds."""
         ledger_id = new_short_id()
+        user = self._owner_for_write()
         row = (ledger_id, now, tool, model, route, images, estimate, estimate, "reserved", basis,
-               job_id, self._owner_for_write())
+               job_id, user)
         insert = (
             "INSERT INTO ledger (id, created_at, tool, model, route, images, estimate_quota,"
             " held_quota, state, basis, job_id, user_id)"
@@ -93,7 +98,9 @@ class LedgerMixin:
         def reserve_sync(conn: sqlite3.Connection) -> Reserved:
             _begin_immediate(conn)
             for index, limit in enumerate(limits):
-                held = float(conn.execute(_HELD_BETWEEN, (limit.start, limit.end)).fetchone()[0])
+                sql, args = ((_USER_HELD_BETWEEN, (limit.start, limit.end, user))
+                             if limit.per_user else (_HELD_BETWEEN, (limit.start, limit.end)))
+                held = float(conn.execute(sql, args).fetchone()[0])
                 if held + estimate > limit.quota + 1e-9:
                     return Reserved(None, refused_by=index, held=held)
             conn.execute(insert, row)
@@ -146,9 +153,12 @@ class LedgerMixin:
         row = await self._db.run(lambda c: c.execute(sql, (job_id,)).fetchone())
         return str(row[0]) if row else None
 
-    async def held_between(self, start: float, end: float) -> float:
-        """Quota spent or reserved by calls started in [start, end)."""
-        row = await self._db.run(lambda c: c.execute(_HELD_BETWEEN, (start, end)).fetchone())
+    async def held_between(self, start: float, end: float, user: str | None = None) -> float:
+        """Quota spent or reserved by calls started in [start, end) (by ``user`` only,
+        when given)."""
+        sql, args = ((_USER_HELD_BETWEEN, (start, end, user)) if user is not None
+                     else (_HELD_BETWEEN, (start, end)))
+        row = await self._db.run(lambda c: c.execute(sql, args).fetchone())
         return float(row[0])
 
     async def ledger_rows(

@@ -274,3 +274,24 @@ async def test_a_store_error_names_the_kept_file(tmp_path: Path, s3_server: Any)
     [kept] = (tmp_path / "out").glob("*.png")
     assert str(kept) in str(caught.value) and s3_server.secret not in str(caught.value)
     assert json.dumps(str(caught.value))  # a plain message
+
+
+async def test_an_image_that_fails_its_check_is_neither_written_nor_sent(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    bucket = s3_server.bucket()
+    settings = make_server_settings("http://127.0.0.1:9", tmp_path,
+                                    **_s3_settings(s3_server, bucket))
+
+    def truncated(data: bytes) -> None:
+        raise ValueError("the image is cut short")
+
+    async with ImageStore(tmp_path / "out", tmp_path / "db.sqlite3",
+                          storage=shared_storage(settings)) as store:
+        with pytest.raises(ValueError, match="cut short"):
+            await store.save_image(_png((3, 3, 3)), model="m", prompt="p", parameters={},
+                                   check=truncated)
+        good = await store.save_image(_png((4, 4, 4)), model="m", prompt="p", parameters={})
+        assert await store.count_images() == 1
+    assert list(s3_server.objects(bucket)) == [good.path.name]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [good.path.name]

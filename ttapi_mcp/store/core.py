@@ -31,7 +31,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -163,12 +163,23 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             # fsync (about 10 ms here).
             hashing = _HASH_AND_CHECK_THREADS.submit(files.sha256_bytes, data)
             checking = _HASH_AND_CHECK_THREADS.submit(check, data) if check is not None else None
-            await anyio.to_thread.run_sync(
-                files.write_atomic, self.output_dir, final, data,
-                checking.result if checking is not None else None,
-            )
+            # With shared storage the object is sent (once the check passed) while the
+            # local copy is written; the row waits for both.
+            uploading = (asyncio.ensure_future(self._upload_checked(final, facts, data, checking))
+                         if self.storage is not None else None)
+            try:
+                await anyio.to_thread.run_sync(
+                    files.write_atomic, self.output_dir, final, data,
+                    checking.result if checking is not None else None,
+                )
+            except BaseException:
+                if uploading is not None:  # finished, its outcome read: the write's error tells
+                    await asyncio.wait([uploading])
+                    uploading.cancelled() or uploading.exception()
+                raise
+            if uploading is not None:
+                await uploading
             sha256 = await asyncio.wrap_future(hashing)
-            await self.put_object(final, facts.mime or "", data)
             image = _stored_image(
                 image_id, created_at, final, sha256, facts, model=model, prompt=prompt,
                 parameters=parameters, source_url=source_url, url_expires_at=url_expires_at,
@@ -176,6 +187,12 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             )
             await self._insert(image)
         return image
+
+    async def _upload_checked(self, final: Path, facts: ImageFacts, data: bytes,
+                              checking: Future[object] | None) -> None:
+        if checking is not None:
+            await asyncio.wrap_future(checking)  # a failed check sends nothing
+        await self.put_object(final, facts.mime or "", data)
 
     async def adopt_file(
         self,

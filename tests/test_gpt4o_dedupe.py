@@ -195,3 +195,34 @@ async def test_a_job_whose_download_failed_is_not_attached_to(
     assert not again.is_error, again.content
     assert again.structured_content["status"] == "completed"
     assert len(emulator.api_requests("E4")) == 2  # the re-run its error advised is a new job
+
+
+async def test_a_submit_queued_longer_than_its_claim_still_holds_identical_callers(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # One upstream slot, taken by a slow generate_image call: the gpt4o_image submit
+    # queues behind it for longer than its claim's lease (0.2 + 0.3 + 0.5 = 1 s), so
+    # only the renewed claim keeps the identical call from paying again.
+    settings = make_server_settings(
+        emulator.base_url, tmp_path, max_concurrent_requests=1, connect_timeout=0.2,
+        job_request_timeout=0.3, lease_seconds=0.5, lease_renew_seconds=0.1)
+    emulator.options.job_seconds = 0.2
+    emulator.add_fault(Fault(route="E1", delay=2.5))
+    args = {"prompt": "a kite queued behind a slow call"}
+    results: dict[str, Any] = {}
+    async with mcp_client(settings) as client:
+
+        async def call(name: str, tool: str, arguments: dict[str, Any]) -> None:
+            results[name] = await client.call_tool(tool, arguments)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "slow", "generate_image", {
+                "prompt": "slow", "model": "dall-e-2", "size": "256x256"})
+            await anyio.sleep(0.3)  # the slow call holds the slot
+            tg.start_soon(call, "first", "gpt4o_image", args)
+            await anyio.sleep(1.3)  # past the first claim's unrenewed lease
+            tg.start_soon(call, "second", "gpt4o_image", args)
+    first, second = results["first"], results["second"]
+    assert not first.is_error and not second.is_error, (first.content, second.content)
+    assert first.structured_content["job_id"] == second.structured_content["job_id"]
+    assert len(emulator.api_requests("E4")) == 1  # paid once

@@ -9,17 +9,23 @@ call's key (:meth:`ImageStore.claim_submit`, atomic across processes). An identi
 caller that finds the claim waits, bounded by the wait budget, until the job row with
 that key appears. When the claimer's submit fails its claim is dropped and a waiting
 caller submits itself (the failure may have been transient, and its caller asked for an
-image); a claimer that crashed leaves a claim that expires after its lease.
+image); the claimer renews its claim while it submits, and one that crashed leaves a
+claim that expires after its lease.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
 from .common import ServiceError, Services
+
+log = logging.getLogger("ttapi_mcp.service")
 
 CLAIM_POLL_SECONDS = 0.1
 """How often a caller waiting on an identical submit looks at the store again."""
@@ -57,6 +63,37 @@ async def attach_or_claim(services: Services, key: str) -> tuple[str | None, str
                 "new paid job."
             )
         await anyio.sleep(CLAIM_POLL_SECONDS)
+
+
+@asynccontextmanager
+async def holding(services: Services, token: str | None) -> AsyncIterator[None]:
+    """Keep the claim ``token`` alive (renewed every ``lease_renew_seconds``) while the
+    body submits: a submit queued behind busy upstream slots outlasts one lease, and an
+    identical call must keep waiting for it rather than pay again."""
+    if token is None:
+        yield
+        return
+    lease = claim_lease(services)
+
+    async def renew() -> None:
+        while True:
+            await anyio.sleep(services.settings.lease_renew_seconds)
+            try:
+                await services.store.renew_submit(token, lease)
+            except Exception as exc:  # the claim then ends with its lease, as on a crash
+                log.warning("could not renew the submit claim: %s", exc)
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(renew)
+        try:
+            yield
+        except Exception as exc:  # re-raised as itself, not inside an exception group
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 async def release(services: Services, token: str | None) -> None:

@@ -113,9 +113,10 @@ async def submit_gpt4o(
         if existing is not None:
             return await _attach(services, existing, wait, progress)
     try:
-        return await _submit(services, prompt, refs, hook_url, wait, progress, model=model,
-                             aspect_ratio=aspect_ratio, size=size, confirmed=confirmed,
-                             key=key if dedupe else None)
+        async with dedupe4o.holding(services, token):
+            return await _submit(services, prompt, refs, hook_url, wait, progress,
+                                 model=model, aspect_ratio=aspect_ratio, size=size,
+                                 confirmed=confirmed, key=key if dedupe else None)
     finally:
         await dedupe4o.release(services, token)
 

@@ -18,8 +18,10 @@ SQL semantics (to port to another backend), all in one ``BEGIN IMMEDIATE`` trans
 3. else insert (or replace the expired) claim with a fresh token and
    ``lease_until = now + lease``: answer ``("claimed", token)``.
 
-The claimer deletes its claim (``WHERE token = ?``) when the job row is written or the
-submit failed; a crashed claimer's claim simply expires.
+The claimer renews its claim's lease while its submit is under way (it may wait for an
+upstream slot far longer than one lease), and deletes the claim (``WHERE token = ?``)
+when the job row is written or the submit failed; a crashed claimer's claim simply
+expires.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class SubmitClaimsMixin:
             return "claimed", token
 
         return await self._db.run(claim, immediate=True)
+
+    async def renew_submit(self, token: str, lease: float) -> None:
+        """Extend this caller's claim by ``lease`` seconds from now (database clock)."""
+        sql = f"UPDATE submit_claims SET lease_until = {NOW} + ? WHERE token = ?"
+        await self._db.run(lambda c: c.execute(sql, (lease, token)))
 
     async def release_submit(self, token: str) -> None:
         """Drop this caller's claim (its job row is written, or its submit failed)."""

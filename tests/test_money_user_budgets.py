@@ -113,6 +113,8 @@ async def test_one_user_spends_their_day_while_another_still_calls(
     assert "0.8 quota is left" in carol_text and "Raise budget_per_day" in carol_text
     assert carol_usage["you"]["today"]["held_quota"] == 0
     assert "alice" not in json.dumps(carol_usage)  # no other user's name or spend
+    for period in ("today", "this_month"):  # nor what the others made: totals only
+        assert "by_model" not in carol_usage[period] and "by_tool" not in carol_usage[period]
     assert len(emulator.api_requests("E1")) == 2
 
 

@@ -139,6 +139,8 @@ def _bad_token(issuer: LoopbackIssuer, origin: str, case: str) -> str:
         return issuer.token(audience, kid="key-1", key=new_key())
     if case == "no subject":
         return issuer.token(audience, subject=None)
+    if case == "the reserved local subject":  # would see every stdio-mode row
+        return issuer.token(audience, subject="local")
     if case == "unsigned":
         return jwt.encode({"iss": issuer.issuer, "aud": audience, "sub": "eve",
                            "exp": 4102444800, "scope": "images:generate images:read"},
@@ -157,8 +159,8 @@ def _bad_token(issuer: LoopbackIssuer, origin: str, case: str) -> str:
 
 @pytest.mark.parametrize("case", [
     "expired", "wrong audience", "audience is the origin only", "wrong issuer", "unknown key",
-    "forged with a published key id", "no subject", "unsigned", "hmac with the public key",
-    "not a jwt",
+    "forged with a published key id", "no subject", "the reserved local subject", "unsigned",
+    "hmac with the public key", "not a jwt",
 ])
 def test_bad_tokens_get_401(
     emulator: Emulator, signed_in: str, issuer: LoopbackIssuer, case: str

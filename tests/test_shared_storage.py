@@ -295,3 +295,86 @@ async def test_an_image_that_fails_its_check_is_neither_written_nor_sent(
         assert await store.count_images() == 1
     assert list(s3_server.objects(bucket)) == [good.path.name]
     assert [p.name for p in (tmp_path / "out").iterdir()] == [good.path.name]
+
+
+async def test_concurrent_reads_of_a_missing_copy_share_one_download(
+    emulator: Emulator, tmp_path: Path, s3_server: Any
+) -> None:
+    import anyio
+
+    bucket = s3_server.bucket()
+    settings = _server(emulator, tmp_path, "out-a", s3_server, bucket)
+    db = tmp_path / "db.sqlite3"
+    data = _png((90, 80, 70), (300, 200))
+    async with ImageStore(tmp_path / "out-a", db, storage=shared_storage(settings)) as a:
+        saved = await a.save_image(data, model="m", prompt="p", parameters={})
+    got: list[bytes] = []
+    async with ImageStore(tmp_path / "out-b", db, storage=shared_storage(settings)) as b:
+
+        async def read() -> None:
+            image = await b.local_image(saved)
+            got.append(image.path.read_bytes())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(read)
+    assert got == [data] * 6
+    assert [p.name for p in (tmp_path / "out-b").iterdir()] == [saved.path.name]  # no temps
+
+
+async def test_a_kept_copy_of_an_image_saved_again_is_not_recorded_twice(
+    emulator: Emulator, tmp_path: Path, s3_server: Any
+) -> None:
+    bucket = s3_server.bucket()
+    settings = _server(emulator, tmp_path, "out", s3_server, bucket)
+    db = tmp_path / "db" / "store.sqlite3"
+    data = _png((33, 44, 55))
+    async with ImageStore(tmp_path / "out", db, storage=shared_storage(settings)) as store:
+        saved = await store.save_image(data, model="m", prompt="retried", parameters={})
+    kept = tmp_path / "out" / "20260101-000000_retried_aaaaaaaaaaaa.png"
+    kept.write_bytes(data)  # the first attempt's file, kept when its upload failed
+    env = _env(str(emulator.base_url), tmp_path, **s3_server.env(bucket))
+    assert (await _checks(env))["files w/o rows"].status == "WARN"
+    fixed = await _checks(env, fix=True)
+    assert "recorded 0" in fixed["files w/o rows"].detail
+    assert not kept.exists() and saved.path.read_bytes() == data
+    async with ImageStore(tmp_path / "out", db) as store:
+        assert await store.count_images() == 1
+    assert list(s3_server.objects(bucket)) == [saved.path.name]
+    assert (await _checks(env))["files w/o rows"].detail == "none"
+
+
+async def test_an_http_endpoint_from_the_environment_works(
+    tmp_path: Path, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ttapi_mcp.storage import S3Options, open_storage
+
+    bucket = s3_server.bucket()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    storage = open_storage(f"s3://{bucket}/env", S3Options(
+        region="us-east-1", access_key_id="test-key", secret_access_key=s3_server.secret))
+    try:
+        await storage.check()
+        await storage.put("one.png", _png((1, 2, 3)), "image/png")
+        assert await storage.names() == ["one.png"]
+    finally:
+        await storage.aclose()
+    assert s3_server.secret not in repr(S3Options(secret_access_key=s3_server.secret))
+
+
+def test_every_secret_is_scrubbed_from_the_logs(tmp_path: Path) -> None:
+    import logging
+
+    from ttapi_mcp.config import Settings
+    from ttapi_mcp.logs import RedactSecrets
+
+    settings = Settings(api_key=CANARY_KEY, output_dir=tmp_path,
+                        storage_secret_access_key="s3-secret-canary-0123",
+                        database_url="postgresql://ttapi:db-password-canary@db:5432/ttapi")
+    scrub = RedactSecrets(settings.secret_values())
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, "%s %s %s", (
+        CANARY_KEY, "s3-secret-canary-0123", "db-password-canary"), None)
+    scrub.filter(record)
+    text = record.getMessage()
+    for secret in (CANARY_KEY, "s3-secret-canary-0123", "db-password-canary"):
+        assert secret not in text

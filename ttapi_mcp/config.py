@@ -265,6 +265,16 @@ class Settings(BaseModel):
                              "output folder alone)")
         return value.strip()
 
+    @field_validator("storage_endpoint", mode="before")
+    @classmethod
+    def _endpoint_url(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not value.strip().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL of the S3 service, e.g. "
+                             "https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000")
+        return value.strip()
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _postgresql_url(cls, value: Any) -> Any:
@@ -297,6 +307,23 @@ class Settings(BaseModel):
     @property
     def store_path(self) -> Path:
         return self.database_path or self.output_dir / ".ttapi-mcp" / "store.sqlite3"
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process knows, for the log scrubber: the keys, the bearer
+        token, the S3 secret (configured or from the environment), the database password."""
+        found = [self.api_key_value() or ""]
+        for secret in (self.http_bearer_token, self.storage_secret_access_key):
+            if secret is not None:
+                found.append(secret.get_secret_value())
+        found += [os.environ.get(k, "") for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+        url = self.database_url_value()
+        if url:
+            from urllib.parse import unquote, urlsplit
+
+            password = unquote(urlsplit(url).password or "")
+            if len(password) >= 8:  # a shorter one would blank out ordinary words
+                found.append(password)
+        return [s for s in found if s]
 
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key else None

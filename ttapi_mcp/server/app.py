@@ -282,10 +282,7 @@ def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio"
     """Serve until stopped; returns the process exit code (2: refused to start)."""
     from ttapi_mcp.logs import configure_logging
 
-    secrets = [settings.api_key_value() or ""]
-    if settings.http_bearer_token is not None:
-        secrets.append(settings.http_bearer_token.get_secret_value())
-    configure_logging(settings.log_level, secrets, settings.log_format)
+    configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
     try:
         server = build_server(settings)
     except ConfigError as exc:  # e.g. OAuth sign-in without this server's public URL

@@ -20,6 +20,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 
 from ttapi_mcp.config import ConfigError, Settings
+from ttapi_mcp.store.users import LOCAL_USER
 
 from .jwks import IssuerKeys, url_problem
 
@@ -117,6 +118,10 @@ class JwtVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             log.info("token refused: no subject")
+            return None
+        if subject == LOCAL_USER:  # the owner of stdio-mode rows: never a signed-in user
+            log.warning("token refused: its subject %r is reserved for the local owner; "
+                        "map that account to another subject at the issuer", LOCAL_USER)
             return None
         client_id = claims.get("client_id") or claims.get("azp") or subject
         return AccessToken(

@@ -28,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ttapi_mcp.logs import request_id_var
 
 if TYPE_CHECKING:
+    from ttapi_mcp.storage import ImageStorage
+
     from .app import TTAPIServer
 
 log = logging.getLogger("ttapi_mcp.server")
@@ -39,6 +41,9 @@ START_WAIT_SECONDS = 5.0
 """How long /readyz waits for the services to start before answering 'starting'."""
 CHECK_SECONDS = 5.0
 """How long one readiness check may take before it counts as failed."""
+SHARED_STORAGE_SECONDS = 15.0
+"""How long a shared-storage probe's outcome is reused: a probe is three paid requests
+to the bucket, and balancers ask every few seconds."""
 NO_CACHE = {"Cache-Control": "no-store"}
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -55,6 +60,16 @@ async def _check(name: str, work: Awaitable[object]) -> str:
 
 def register_probes(server: TTAPIServer) -> None:
     """Add /healthz and /readyz to the server's HTTP app."""
+    last: dict[str, float | str] = {"at": float("-inf"), "state": "failed"}
+    probing = anyio.Lock()
+
+    async def shared_probe(storage: ImageStorage) -> str:
+        async with probing:  # one probe at a time; the others reuse its outcome
+            if anyio.current_time() - float(last["at"]) >= SHARED_STORAGE_SECONDS:
+                last["state"] = await _check("shared storage", storage.check())
+                last["at"] = anyio.current_time()
+        return str(last["state"])
+
 
     @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)
     async def healthz(request: Request) -> Response:
@@ -77,7 +92,7 @@ def register_probes(server: TTAPIServer) -> None:
             "storage": await _check("storage", LocalFolder(store.output_dir).check()),
         }
         if store.storage is not None:
-            checks["shared storage"] = await _check("shared storage", store.storage.check())
+            checks["shared storage"] = await shared_probe(store.storage)
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                             status_code=200 if ready else 503, headers=NO_CACHE)

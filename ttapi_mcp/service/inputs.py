@@ -19,7 +19,6 @@ from ttapi_mcp.api import UploadFile
 from ttapi_mcp.catalog import Violation, validate_edit
 from ttapi_mcp.imagefacts import ImageFacts, has_transparent_pixel
 from ttapi_mcp.inputs import InputError, InputImage, InputPolicy, cleanup_inputs, resolve_image_ref
-from ttapi_mcp.store.users import LOCAL_USER
 
 from .common import Services
 
@@ -91,7 +90,9 @@ def input_policy(services: Services) -> InputPolicy:
         allow_urls=settings.allow_url_inputs,
         allow_private_urls=settings.allow_private_urls,
         max_bytes=settings.max_input_bytes,
-        allow_paths=services.store.current_user() in (None, LOCAL_USER),
+        # Paths only where the caller is this machine's user (stdio, static token): a
+        # signed-in user names their images by URI, never by a file of the server.
+        allow_paths=not settings.oauth_issuer,
     )
 
 

@@ -15,6 +15,7 @@ from ttapi_mcp.catalog.prices import QUOTA_PER_USD
 from ttapi_mcp.config import Settings
 from ttapi_mcp.periods import Period, day_of, month_of, zone
 from ttapi_mcp.store import ImageStore
+from ttapi_mcp.store.users import LOCAL_USER
 
 GroupBy = Literal["model", "tool", "day"]
 NOTE = ("quota (1 USD = 100 quota). Spend is the estimate of each call that may have been "
@@ -99,14 +100,18 @@ async def usage_report(store: ImageStore, settings: Settings, now: float) -> dic
     day = day_of(now, tz_name)
     rows = await store.ledger_rows(since=min(month.start, day.start))
     caller = store.current_user()
+    # A signed-in user sees the account's totals (its budgets bind them too), never what
+    # the others made with it (the per-model and per-tool breakdowns).
+    detail = caller in (None, LOCAL_USER)
     report: dict[str, Any] = {
         "unit": NOTE,
         "timezone": tz_name,
         "budget_per_call": settings.budget_per_call,
         "confirm_above": settings.confirm_above,
-        "today": _period(rows, day, settings.budget_per_day, tz_name, "budget_per_day"),
+        "today": _period(rows, day, settings.budget_per_day, tz_name, "budget_per_day",
+                         detail=detail),
         "this_month": _period(rows, month, settings.budget_per_month, tz_name,
-                              "budget_per_month"),
+                              "budget_per_month", detail=detail),
         "budget_per_user_day": settings.budget_per_user_day,
         "budget_per_user_month": settings.budget_per_user_month,
     }

@@ -90,4 +90,5 @@ class ImageStorage:
             if await self.read(probe) != payload:
                 raise StorageError(f"{self.describe()}: a probe read back different bytes")
         finally:
-            await self.delete(probe)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):  # never left behind
+                await self.delete(probe)

@@ -17,6 +17,7 @@ nothing under the name (obstore aborts the multipart upload).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,14 @@ from .open import S3Options
 
 
 def _reason(exc: BaseException, secret: str | None) -> str:
-    """The first line of the client's message, never with the secret key in it."""
+    """The first line of the client's message, never with a secret key in it (the
+    configured one, or the one the client took from the environment)."""
     text = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-    return text.replace(secret, "[redacted]") if secret else text
+    for key in (secret, os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                os.environ.get("AWS_SESSION_TOKEN")):
+        if key:
+            text = text.replace(key, "[redacted]")
+    return text
 
 
 class S3Bucket(ImageStorage):
@@ -49,8 +55,10 @@ class S3Bucket(ImageStorage):
         self._secret = options.secret_access_key
         self._url, self._options = url, options
         config: dict[str, Any] = {}
-        if options.endpoint:
-            config["endpoint"] = options.endpoint
+        endpoint = (options.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+                    or os.environ.get("AWS_ENDPOINT_URL"))
+        if endpoint:
+            config["endpoint"] = endpoint
             config["virtual_hosted_style_request"] = False
         if options.region:
             config["region"] = options.region
@@ -59,7 +67,7 @@ class S3Bucket(ImageStorage):
         if options.secret_access_key:
             config["secret_access_key"] = options.secret_access_key
         client: dict[str, Any] = {"timeout": dt.timedelta(seconds=options.timeout_seconds)}
-        if (options.endpoint or "").startswith("http://"):
+        if (endpoint or "").startswith("http://"):
             client["allow_http"] = True
         self._store = S3Store(
             self.bucket, prefix=self.prefix or None, client_options=client,  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ from .models import (
     StoreError,
     scrub_secrets,
 )
-from .objects import ObjectsMixin
+from .objects import ObjectsMixin, object_name
 from .partials import PartialsMixin
 from .records import RecordsMixin
 from .users import UsersMixin
@@ -96,6 +96,7 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         self.owner = Owner()
         self.lease_seconds = lease_seconds
         self.storage = storage
+        self._copying = {}
 
     @property
     def location(self) -> str:
@@ -175,7 +176,8 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             except BaseException:
                 if uploading is not None:  # finished, its outcome read: the write's error tells
                     await asyncio.wait([uploading])
-                    uploading.cancelled() or uploading.exception()
+                    if not uploading.cancelled() and uploading.exception() is None:
+                        await self.drop_object(final)  # no file, no row: no object either
                 raise
             if uploading is not None:
                 await uploading
@@ -343,13 +345,13 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
                 return ConsistencyReport(
                     files_without_rows=orphans, rows_without_files=missing, temp_files=temps
                 )
-            names = {Path(r["path"]).name for r in rows}
+            names = {object_name(r["path"]) for r in rows}
             known = {str(self.output_dir / n) for n in names} | self._database_files()
             orphans, temps = files.scan_folder(self.output_dir, known)
             return ConsistencyReport(
                 files_without_rows=orphans, temp_files=temps,
                 rows_without_files=sorted(r["id"] for r in rows
-                                          if Path(r["path"]).name not in objects),
+                                          if object_name(r["path"]) not in objects),
                 objects_without_rows=sorted(objects - names),
             )
 
@@ -367,7 +369,10 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
 
         A crash between the rename and the INSERT leaves such a file: it may have cost
         money, so it is adopted, never deleted. The id in its name is reused when free.
-        Returns None when the file already has a row (so a repair can run twice).
+        Returns None when the file already has a row (so a repair can run twice); with
+        shared storage also when its bytes are recorded and stored under another name
+        (a kept copy of an image saved again by a retry), and that copy is removed.
+        The row belongs to the local owner: nothing in a bare file says who paid.
         Raises StoreError for a file outside the folder or one that is not an image.
         """
         file = Path(path).resolve()
@@ -384,19 +389,22 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             width=facts.width, height=facts.height, parameters={"recovered": True},
             created_at=file.stat().st_mtime,
         )
+        same = " WHERE path = ?"
         if self.storage is not None:
+            twin_sql = "SELECT path FROM images WHERE sha256 = ?"
+            twin = await self._db.run(lambda c: c.execute(twin_sql, (sha256,)).fetchone())
+            if twin is not None and await self.has_object(twin["path"]):
+                if object_name(twin["path"]) != file.name:
+                    file.unlink(missing_ok=True)  # the same bytes are recorded and stored
+                return None
             if await self.storage_size(file.name) != facts.bytes:
                 await self.put_object(file, image.mime)
-            same_name = _like_name(file.name)
-        else:
-            same_name = str(file)
-        sql = (
-            f"INSERT INTO images ({_IMAGE_COLUMNS}) SELECT {', '.join('?' * 16)}"
-            " WHERE NOT EXISTS (SELECT 1 FROM images WHERE path = ? OR path LIKE ? ESCAPE '!')"
-        )
+            same = " WHERE path = ? OR sha256 = ?"  # another replica recorded it meanwhile
+        sql = (f"INSERT INTO images ({_IMAGE_COLUMNS}) SELECT {', '.join('?' * 16)}"
+               f" WHERE NOT EXISTS (SELECT 1 FROM images{same})")
         row = (image_id, str(file), sha256, facts.bytes, facts.mime or "", facts.width,
                facts.height, None, None, dumps(image.parameters), None, None, None, None, None,
-               image.created_at, str(file), same_name)
+               image.created_at, str(file), *((sha256,) if self.storage is not None else ()))
         inserted = await self._db.run(lambda c: c.execute(sql, row).rowcount)
         return image if inserted else None
 
@@ -425,7 +433,7 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
             image = await self.get_image(image_id)
             if image is None or await self.has_object(image.path):
                 continue
-            local = self.output_dir / image.path.name
+            local = self.output_dir / object_name(image.path)
             if self.storage is not None and local.is_file() and (
                     await anyio.to_thread.run_sync(files.sha256_file, local) == image.sha256):
                 await self.put_object(local, image.mime)
@@ -442,11 +450,6 @@ def _pg(url: str) -> Database:
     from .pg import PgDatabase
 
     return PgDatabase(url)
-
-
-def _like_name(name: str) -> str:
-    """A LIKE pattern (escape ``!``) for any recorded path ending in ``/name``."""
-    return "%/" + name.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 _ID_IN_NAME = re.compile(r"_([a-z0-9]{12})\.[a-z0-9]{1,8}$")

@@ -12,8 +12,10 @@ download in memory twice. Without shared storage every method here is the folder
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from pathlib import Path
+import secrets
+from pathlib import Path, PureWindowsPath
 
 import anyio
 import anyio.to_thread
@@ -22,12 +24,15 @@ from ..filenames import safe_child, temp_filename
 from ..storage import ImageStorage, StorageError
 from .models import StoreError
 
+log = logging.getLogger("ttapi_mcp.store")
+
 
 class ObjectsMixin:
     """Shared image bytes; mixed into :class:`ImageStore`, which owns ``output_dir``."""
 
     output_dir: Path
     storage: ImageStorage | None = None
+    _copying: dict[str, anyio.Lock]
 
     @property
     def shared(self) -> bool:
@@ -50,6 +55,14 @@ class ObjectsMixin:
             raise StoreError(f"{exc}; the image is kept at {path} but not recorded: run "
                              "'ttapi-mcp doctor --fix' once the storage answers") from None
 
+    async def drop_object(self, path: Path) -> None:
+        """Best effort: remove the object of an image that could not be saved."""
+        if self.storage is not None:
+            try:
+                await self.storage.delete(object_name(path))
+            except StorageError as exc:  # doctor reports it as an object without a row
+                log.warning("could not remove the object of an unsaved image: %s", exc)
+
     async def local_copy(self, path: Path, size: int | None = None,
                          folder: Path | None = None,
                          storage: ImageStorage | None = None) -> Path:
@@ -62,10 +75,23 @@ class ObjectsMixin:
         if storage is None:
             return Path(path)
         folder = folder or self.output_dir
-        local = safe_child(folder, Path(path).name)
+        local = safe_child(folder, object_name(path))
         if await _has_size(local, size):
             return local
-        tmp = safe_child(folder, temp_filename(local.name))
+        # One download per name at a time in this process; the others find its copy.
+        lock = self._copying.setdefault(str(local), anyio.Lock())
+        try:
+            async with lock:
+                if await _has_size(local, size):
+                    return local
+                return await self._download(storage, local, size)
+        finally:
+            if not lock.statistics().tasks_waiting and not lock.locked():
+                self._copying.pop(str(local), None)
+
+    async def _download(self, storage: ImageStorage, local: Path, size: int | None) -> Path:
+        folder = local.parent
+        tmp = safe_child(folder, temp_filename(f"{local.name}.{secrets.token_hex(4)}"))
         try:
             await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
             async with await anyio.open_file(tmp, "xb") as out:
@@ -107,7 +133,12 @@ class ObjectsMixin:
         """Is the image recorded at ``path`` stored? (alone: is the file there?)"""
         if self.storage is None:
             return await anyio.to_thread.run_sync(Path(path).is_file)
-        return await self.storage_size(Path(path).name) is not None
+        return await self.storage_size(object_name(path)) is not None
+
+
+def object_name(path: Path | str) -> str:
+    """The object's name: the last part of a recorded path, whichever system wrote it."""
+    return PureWindowsPath(str(path)).name
 
 
 async def _has_size(path: Path, size: int | None) -> bool:

@@ -333,9 +333,11 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         objects, objects without rows) and against this server's folder (files of it
         with no row anywhere, such as an image whose object or row was never written).
         """
+        # Objects first: a save puts its object before its row, so an object listed
+        # here whose save finished has its row in the query that follows.
+        objects = await self.object_names()
         sql = "SELECT id, path FROM images"
         rows = await self._db.run(lambda c: c.execute(sql).fetchall())
-        objects = await self.object_names()
 
         def scan() -> ConsistencyReport:
             if objects is None:

@@ -285,15 +285,20 @@ class PgDatabase(Database):
 
         for attempt in (1, 2):
             raw = None
+            committing = False
             try:
                 with self._pool.connection() as raw, raw.transaction():
                     if immediate:
                         raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                    return fn(PgConnection(raw))
+                    result = fn(PgConnection(raw))
+                    committing = True
+                return result
             except psycopg.OperationalError as exc:
                 # The connection broke (server restart): the pool replaces it; the
-                # transaction was rolled back, so running it again is safe.
-                if attempt == 2 or raw is None or not (raw.closed or raw.broken):
+                # transaction was rolled back, so running it again is safe; unless it
+                # broke during the COMMIT, whose outcome is unknown: never run twice.
+                if (attempt == 2 or committing or raw is None
+                        or not (raw.closed or raw.broken)):
                     raise
                 log.warning("database connection lost (%s); retrying once", _first_line(exc))
         raise AssertionError("unreachable")

@@ -53,14 +53,15 @@ class User:
     def __init__(self, origin: str, token: str) -> None:
         self.origin, self.token = origin, token
 
-    async def run(self, work: Any) -> Any:
+    async def run(self, work: Any, **options: Any) -> Any:
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
 
         async with (
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.token}"},
                                timeout=30) as http,
-            Client(streamable_http_client(f"{self.origin}/mcp", http_client=http)) as client,
+            Client(streamable_http_client(f"{self.origin}/mcp", http_client=http),
+                   **options) as client,
         ):
             return await work(client)
 
@@ -197,3 +198,48 @@ async def test_identical_gpt4o_jobs_of_two_users_are_two_jobs_and_one_users_are_
     erin_job, frank_job, erin_again = await submit(erin), await submit(frank), await submit(erin)
     assert len(emulator.arrived("E4")) - before == 2
     assert erin_job != frank_job and erin_again == erin_job
+
+
+async def test_the_app_and_partial_images_show_a_user_only_their_own(
+    emulator: Emulator, origin: str, issuer: LoopbackIssuer
+) -> None:
+    from mcp.client.extension import advertise
+    from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+
+    apps = [advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})]
+    alice, bob = user(origin, issuer, "alice-app"), user(origin, issuer, "bob-app")
+    streamed = {"prompt": "a private heron", "model": "gpt-image-1", "quality": "low",
+                "size": "1024x1024", "preview": "none", "partial_images": 1}
+
+    async def alice_work(client: Any) -> dict[str, Any]:
+        made = await client.call_tool("generate_image", streamed)
+        assert not made.is_error, _text(made)
+        job = made.structured_content["job_id"]
+        own = await client.call_tool("app_partials", {"job_id": job})
+        gallery = await client.call_tool("app_gallery", {})
+        return {"id": made.structured_content["images"][0]["id"], "job": job,
+                "partials": own.structured_content["partials"],
+                "gallery": {t["id"] for t in gallery.structured_content["items"]}}
+
+    mine = await alice.run(alice_work, extensions=apps)
+    assert mine["id"] in mine["gallery"] and mine["partials"]
+
+    async def bob_work(client: Any) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        seen["gallery"] = await client.call_tool("app_gallery", {})
+        seen["images"] = await client.call_tool("app_images", {"image_ids": [mine["id"]]})
+        seen["partials"] = await client.call_tool("app_partials", {"job_id": mine["job"]})
+        seen["show"] = await client.call_tool("show_gallery", {})
+        try:
+            await client.read_resource(mine["partials"][0]["uri"])
+            seen["partial"] = "read"
+        except Exception as exc:
+            seen["partial"] = str(exc)
+        return seen
+
+    seen = await bob.run(bob_work, extensions=apps)
+    assert mine["id"] not in {t["id"] for t in seen["gallery"].structured_content["items"]}
+    assert seen["images"].is_error and "no image with id" in _text(seen["images"])
+    assert seen["partials"].structured_content["partials"] == []
+    assert seen["show"].structured_content["total"] == 0
+    assert "no partial image" in seen["partial"]

@@ -160,3 +160,22 @@ def test_a_response_with_views_still_serialises() -> None:
     payload = load_json_b64_views(b'{"created": 1, "data": [{"b64_json": "QUJD"}]}')
     dumped = json.loads(ImagesResponse.model_validate(payload).model_dump_json())
     assert dumped["data"][0]["b64_json"] == "QUJD"
+
+
+def test_a_released_value_lets_go_of_the_body() -> None:
+    """The body stays pinned (cannot be resized) while any value views it, and is free
+    once every value is released: the server releases each after decoding it."""
+    images = [b"first image", b"second image"]
+    body = bytearray(json.dumps({"created": 1, "data": [
+        {"b64_json": base64.b64encode(i).decode()} for i in images]}).encode())
+    values = [item["b64_json"] for item in load_json_b64_views(body)["data"]]
+
+    assert decode_base64(values[0]) == images[0]
+    values[0].release()
+    assert len(values[0]) == 0 and values[0].text() == ""
+    with pytest.raises(BufferError):
+        body.extend(b" ")  # the second value still views it
+    assert decode_base64(values[1]) == images[1]
+    values[1].release()
+    values[1].release()  # twice is harmless
+    body.extend(b" ")

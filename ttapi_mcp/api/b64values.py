@@ -52,6 +52,13 @@ class B64Text:
         """The value as a str: what ``model_dump`` gives for it."""
         return str(self._view, "utf-8", "replace")
 
+    def release(self) -> None:
+        """Let go of the body once the image is decoded: the body is freed when its last
+        value is released, before the thumbnail's pixels need the memory. The value is
+        empty afterwards."""
+        view, self._view = self._view, memoryview(b"")
+        view.release()
+
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
         return core_schema.is_instance_schema(

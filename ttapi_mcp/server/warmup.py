@@ -23,14 +23,14 @@ def warm_up(client: TTAPIClient | None) -> None:
     try:
         if client is not None:
             client.prepare_tls()
-        from PIL import Image, features
+        from PIL import Image
 
         import ttapi_mcp.contactsheet
         import ttapi_mcp.previews
         import ttapi_mcp.server.results  # noqa: F401
 
         Image.preinit()  # the plugins Image.open tries first: PNG, JPEG, GIF, BMP, PPM
-        features.check("webp")  # the codec check every preview makes
+        # Not the WebP codec (0.3 MB): only a preview of an image with transparency uses it.
         _start_preview_threads()
     except Exception:  # never fatal: the first call then loads what it needs itself
         log.debug("warm-up failed", exc_info=True)

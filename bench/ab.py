@@ -10,9 +10,11 @@ Each server runs from its own checkout (working directory and PYTHONPATH), since
 ``python -m`` imports the package of its working directory before any other.
 
 Cases: ``cold`` (spawn to tools/list), ``none`` and ``thumbnail`` (generate_image, n=1,
-1024x1024 photo-sized PNG, over stdio), ``list`` (first page of resources/list on a
-store of 10,000 images). The emulator is this checkout's. The ``list`` store is filled
-with this checkout's database schema, so the other checkout must be able to read it.
+1024x1024 photo-sized PNG, over stdio), ``first`` (the first such call of a fresh
+server, two seconds after tools/list, as figure 10 makes it), ``list`` (first page of
+resources/list on a store of 10,000 images). The emulator is this checkout's. The
+``list`` store is filled with this checkout's database schema, so the other checkout
+must be able to read it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from harness import (  # noqa: E402
     timed,
 )
 
-CASES = ("cold", "none", "thumbnail", "list")
+CASES = ("cold", "none", "thumbnail", "first", "list")
 
 
 def env_in(root: Path, emulator: EmulatorProcess, work: Path) -> dict[str, str]:
@@ -91,9 +93,22 @@ async def measure(case: str, other: Path, emulator: EmulatorProcess, work: Path,
             await populate(store, 10_000)
         async with two_sessions(other, emulator, (store, store)) as (a, b):
             return await alternate(lambda: listing(a), lambda: listing(b), reps)
+    if case == "first":
+        def first(root: Path, side: str) -> Callable[[], Awaitable[float]]:
+            return lambda: first_call(env_in(root, emulator, work / f"first-{side}"), root)
+
+        return await alternate(first(other, "other"), first(ROOT, "this"), reps)
     body = {**gpt_body(1, "1024x1024"), "preview": case}
     async with two_sessions(other, emulator, (work / "a", work / "b")) as (a, b):
         return await alternate(lambda: generating(a, body), lambda: generating(b, body), reps)
+
+
+async def first_call(env: dict[str, str], root: Path) -> float:
+    """A fresh server's first call (default preview), two seconds after tools/list."""
+    async with stdio_session(env, root=root) as (client, _pid):
+        await client.list_tools()
+        await anyio.sleep(2.0)
+        return await generating(client, gpt_body(1, "1024x1024"))
 
 
 async def listing(client: Any) -> float:

@@ -160,3 +160,61 @@ def test_a_response_with_views_still_serialises() -> None:
     payload = load_json_b64_views(b'{"created": 1, "data": [{"b64_json": "QUJD"}]}')
     dumped = json.loads(ImagesResponse.model_validate(payload).model_dump_json())
     assert dumped["data"][0]["b64_json"] == "QUJD"
+
+
+def test_a_released_value_lets_go_of_the_body() -> None:
+    """The body stays pinned (cannot be resized) while any value views it, and is free
+    once every value is released: the server releases each after decoding it."""
+    images = [b"first image", b"second image"]
+    body = bytearray(json.dumps({"created": 1, "data": [
+        {"b64_json": base64.b64encode(i).decode()} for i in images]}).encode())
+    values = [item["b64_json"] for item in load_json_b64_views(body)["data"]]
+
+    assert decode_base64(values[0]) == images[0]
+    values[0].release()
+    assert len(values[0]) == 0 and values[0].text() == ""
+    with pytest.raises(BufferError):
+        body.extend(b" ")  # the second value still views it
+    assert decode_base64(values[1]) == images[1]
+    values[1].release()
+    values[1].release()  # twice is harmless
+    body.extend(b" ")
+
+
+def _strict(source: bytes) -> bytes | None:
+    """What binascii's strict mode gives (None: refused): the rule decode_base64 keeps."""
+    import binascii
+
+    try:
+        return binascii.a2b_base64(source, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+base64_like = st.text(alphabet=st.sampled_from("ABQRwz09+/====\n -_\x00\u00e9"), max_size=16)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=base64_like, as_view=st.booleans())
+def test_decoding_accepts_exactly_what_strict_binascii_accepts(text: str,
+                                                               as_view: bool) -> None:
+    """The SIMD decoder goes first; whatever it does, the answer is binascii's."""
+    raw = text.encode("utf-8")
+    value: str | B64Text = B64Text(memoryview(bytearray(raw))) if as_view else text
+    expected = _strict(raw)
+    if expected is None:
+        with pytest.raises(ValueError, match="corrupt"):
+            decode_base64(value)
+    else:
+        assert decode_base64(value) == expected
+
+
+def test_a_large_image_decodes_through_the_fast_path_to_the_same_bytes() -> None:
+    pytest.importorskip("pybase64._pybase64")
+    from ttapi_mcp.api import b64values
+
+    assert b64values._simd_b64decode is not None  # the dependency's compiled part loaded
+    image = bytes(range(256)) * 12_000
+    text = base64.b64encode(image)
+    assert decode_base64(B64Text(memoryview(bytearray(text)))) == image
+    assert decode_base64(text.decode()) == image

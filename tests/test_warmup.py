@@ -48,3 +48,18 @@ async def test_first_call_after_start_works_with_the_warm_up(
     assert not result.is_error, result.content
     assert Path(result.structured_content["images"][0]["path"]).is_file()
     assert len(emulator.api_requests("E1")) == 1
+
+
+async def test_warm_up_starts_the_store_threads_and_builds_the_pool(emulator: Emulator) -> None:
+    import threading
+
+    from ttapi_mcp.server.warmup import warm_up_services
+
+    async with TTAPIClient(emulator.base_url, CANARY_KEY) as api:
+        await warm_up_services(api)
+        assert api._client is not None  # the pool, built on the event loop
+        pool = api._client
+        info = await api.account_info()
+        assert info.balance is not None and api._client is pool
+    names = [t.name for t in threading.enumerate()]
+    assert sum(name.startswith("ttapi-store") for name in names) == 2

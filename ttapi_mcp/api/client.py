@@ -26,6 +26,7 @@ import httpx2
 from ..keycheck import header_problem
 from . import errors
 from .b64values import load_json_b64_views
+from .body import read_body
 from .download import EXPIRED_HINT, save_stream
 from .jobcalls import JobCallsMixin
 from .models import (
@@ -97,6 +98,11 @@ class TTAPIClient(JobCallsMixin):
         thread while the server waits for its first call (see server/warmup.py)."""
         if self._client is None and self._tls is None:
             self._tls = httpx2.create_ssl_context()
+
+    def prepare_pool(self) -> None:
+        """Build the connection pool now (on the event loop, after :meth:`prepare_tls`),
+        so the first call does not."""
+        self._http  # noqa: B018 - the property builds it
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -346,9 +352,7 @@ class TTAPIClient(JobCallsMixin):
             kind = response.headers.get("Content-Type", "")
             if stream is not None and response.is_success and kind.startswith("text/event-stream"):
                 return response, await read_events(response, stream)
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
+            body = await read_body(response)
         return response, body
 
     def _answer(self, call: Call, response: httpx2.Response, number: int, body: bytearray) -> Any:

@@ -173,7 +173,7 @@ class TTAPIServer(MCPServer[Startup]):
             from ttapi_mcp.storage import shared_storage
             from ttapi_mcp.store import ImageStore
 
-            from .warmup import warm_up
+            from .warmup import warm_up_services
 
             store = ImageStore(settings.output_dir, settings.store_path,
                                lease_seconds=settings.lease_seconds,
@@ -197,7 +197,7 @@ class TTAPIServer(MCPServer[Startup]):
                             await recover_jobs(services)
                         join_peers(services, tg)  # leases, phases, the periodic sweep
                         startup.set(services)
-                        tg.start_soon(anyio.to_thread.run_sync, warm_up, client)
+                        tg.start_soon(warm_up_services, client)
                         try:
                             await anyio.sleep_forever()
                         finally:

@@ -153,9 +153,13 @@ def _decode_b64(
     """Strict decode; with ``preview_edge`` the thumbnail starts from the decoded bytes.
 
     Whether the image is whole is checked by the store while it writes the file
-    (:func:`_verify_image`); a broken image only makes the thumbnail fail too.
+    (:func:`_verify_image`); a broken image only makes the thumbnail fail too. The
+    base64 text is released once decoded, so a one-image answer's body is freed before
+    the thumbnail decodes its pixels (body, bytes and pixels were the call's peak).
     """
     data = decode_base64(text)
+    if isinstance(text, B64Text):
+        text.release()  # the received body need not outlive its images' decoding
     return data, start_preview(data, preview_edge) if preview_edge else None
 
 

@@ -75,6 +75,13 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 """Threads that hash and check an image while another writes it."""
 
 
+def start_hash_threads() -> None:
+    """Start both threads now (blocking; see server/warmup.py): started by the first
+    save, they held up the event loop for a few milliseconds."""
+    for started in [_HASH_AND_CHECK_THREADS.submit(int) for _ in range(2)]:
+        started.result(timeout=10)
+
+
 class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitClaimsMixin,
                  UsersMixin, ObjectsMixin):
     """The output folder and its database. Use ``async with ImageStore(...)``.

@@ -257,23 +257,15 @@ class Settings(BaseModel):
     @field_validator("storage_url", mode="before")
     @classmethod
     def _s3_url(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if not isinstance(value, str) or not value.strip().startswith("s3://") or len(
-                value.strip()) <= len("s3://") or value.strip()[5] == "/":
-            raise ValueError("must be an s3://bucket/prefix URL (leave it unset for the "
-                             "output folder alone)")
-        return value.strip()
+        return _url_or_none(value, ("s3://",), "must be an s3://bucket/prefix URL (leave it "
+                            "unset for the output folder alone)")
 
     @field_validator("storage_endpoint", mode="before")
     @classmethod
     def _endpoint_url(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if not isinstance(value, str) or not value.strip().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s):// URL of the S3 service, e.g. "
-                             "https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000")
-        return value.strip()
+        return _url_or_none(value, ("http://", "https://"), "must be an http(s):// URL of "
+                            "the S3 service, e.g. https://s3.eu-central-1.amazonaws.com or "
+                            "http://127.0.0.1:9000")
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -339,6 +331,17 @@ class Settings(BaseModel):
                     f"Configuration error: {key}: cannot create folder {folder} ({exc.strerror}). "
                     "Choose a folder you can write to."
                 ) from None
+
+
+def _url_or_none(value: Any, schemes: tuple[str, ...], problem: str) -> str | None:
+    """A trimmed URL with one of ``schemes`` and something after it; blank is unset."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    scheme = next((s for s in schemes if text.startswith(s)), None)
+    if scheme is None or text[len(scheme):][:1] in ("", "/"):  # a host or bucket first
+        raise ValueError(problem)
+    return text
 
 
 SECRET_KEYS = frozenset({"api_key", "http_bearer_token", "database_url",

@@ -17,11 +17,11 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal, TextIO, TypeVar
 
 import anyio
 import httpx2
@@ -36,6 +36,7 @@ LOW_SPACE_BYTES = 500 * MIB
 PROBE_TIMEOUT = 5.0
 SHOWN_NAMES = 3
 FIX_HINT = "run 'ttapi-mcp doctor --fix' while no server is saving images"
+T = TypeVar("T")
 
 
 @dataclass
@@ -242,12 +243,7 @@ async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
 
     orphans = report.files_without_rows
     if orphans and fix:
-        adopted, left = 0, []
-        for path in orphans:
-            try:
-                adopted += await store.record_existing_file(path) is not None
-            except StoreError:
-                left.append(path)
+        adopted, left = await _record_each(orphans, store.record_existing_file)
         detail = f"recorded {adopted} image files that had no row (files kept as they are)"
         if left:
             checks.append(Check("files w/o rows", "WARN", f"{detail}; {len(left)} are not "
@@ -281,6 +277,19 @@ async def _store_checks(store: ImageStore, fix: bool) -> list[Check]:
     return checks
 
 
+async def _record_each(
+    items: list[T], record: Callable[[T], Awaitable[object | None]]
+) -> tuple[int, list[T]]:
+    """How many ``record`` adopted, and the items that are not images (left alone)."""
+    adopted, left = 0, []
+    for item in items:
+        try:
+            adopted += await record(item) is not None
+        except StoreError:
+            left.append(item)
+    return adopted, left
+
+
 async def _objects_check(store: ImageStore, names: list[str], fix: bool) -> Check:
     """Objects of the shared storage that no row records: recorded by ``fix``."""
     if not names:
@@ -289,12 +298,7 @@ async def _objects_check(store: ImageStore, names: list[str], fix: bool) -> Chec
         return Check("objects w/o rows", "WARN", f"{len(names)} objects in the shared storage "
                      f"have no record ({', '.join(names[:SHOWN_NAMES])})",
                      f"{FIX_HINT}: it records images, deletes nothing")
-    adopted, left = 0, []
-    for name in names:
-        try:
-            adopted += await store.record_existing_object(name) is not None
-        except StoreError:
-            left.append(name)
+    adopted, left = await _record_each(names, store.record_existing_object)
     detail = f"recorded {adopted} objects that had no row (objects kept as they are)"
     if left:
         return Check("objects w/o rows", "WARN", f"{detail}; {len(left)} are not images and "

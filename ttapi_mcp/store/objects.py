@@ -2,11 +2,12 @@
 
 With ``storage_url`` set, every server still writes each image atomically into its own
 output folder (so paths in answers are real files on the server that gave them, and
-previews read local bytes), then puts the object, and only then inserts the row: a row
-always has its object. A server asked for an image it does not hold (saved by another
-replica) streams the object into its folder first, in chunks, into a temp file renamed
-into place, so reads of resources, previews, the gallery and edits never hold a whole
-download in memory twice. Without shared storage every method here is the folder alone.
+previews read local bytes) while it puts the object, and inserts the row only when both
+are done: a row always has its object. A server asked for an image it does not hold
+(saved by another replica) streams the object into its folder first, in chunks, into a
+temp file renamed into place, so reads of resources, previews, the gallery and edits
+never hold a whole download in memory twice. Without shared storage every method here
+is the folder alone.
 """
 
 from __future__ import annotations
@@ -33,10 +34,6 @@ class ObjectsMixin:
     output_dir: Path
     storage: ImageStorage | None = None
     _copying: dict[str, anyio.Lock]
-
-    @property
-    def shared(self) -> bool:
-        return self.storage is not None
 
     async def put_object(self, path: Path, mime: str, data: bytes | None = None) -> None:
         """Put the file just written at ``path`` (or ``data``) under its name; no-op alone.

@@ -378,3 +378,31 @@ def test_every_secret_is_scrubbed_from_the_logs(tmp_path: Path) -> None:
     text = record.getMessage()
     for secret in (CANARY_KEY, "s3-secret-canary-0123", "db-password-canary"):
         assert secret not in text
+
+
+def test_without_the_s3_client_the_server_refuses_to_start_and_says_what_to_install(
+    tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    hide = ("import sys, importlib.abc\n"
+            "class Hide(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'obstore' or name.startswith('obstore.'):\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "from ttapi_mcp.cli import main\n"
+            "sys.exit(main(['serve']))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
+    env.update({"TTAPI_STORAGE_URL": "s3://team-images/ttapi", "TTAPI_API_KEY": CANARY_KEY,
+                "TTAPI_OUTPUT_DIR": str(tmp_path / "out")})
+    started = subprocess.run([sys.executable, "-c", hide], env=env, capture_output=True,
+                             text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert started.returncode == 2, started.stderr
+    assert "pip install 'ttapi-mcp[s3]'" in started.stderr and "Traceback" not in started.stderr
+    doctor = subprocess.run([sys.executable, "-c", hide.replace("['serve']", "['doctor']")],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert doctor.returncode == 1 and "shared storage" in doctor.stdout, doctor.stderr
+    assert "Traceback" not in doctor.stderr

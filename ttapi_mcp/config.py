@@ -300,6 +300,22 @@ class Settings(BaseModel):
     def store_path(self) -> Path:
         return self.database_path or self.output_dir / ".ttapi-mcp" / "store.sqlite3"
 
+    def storage_problem(self) -> str | None:
+        """Why ``storage_url`` cannot be used here (its client is not installed), or None;
+        checked at start without importing the client."""
+        from importlib.util import find_spec
+
+        if not self.storage_url:
+            return None
+        try:
+            found = find_spec("obstore")
+        except (ImportError, ValueError):  # a broken or hidden installation
+            found = None
+        if found is None:
+            return ("storage_url: an s3:// storage needs the S3 client; install it with "
+                    "pip install 'ttapi-mcp[s3]' (obstore), or unset storage_url")
+        return None
+
     def secret_values(self) -> list[str]:
         """Every secret this process knows, for the log scrubber: the keys, the bearer
         token, the S3 secret (configured or from the environment), the database password."""
@@ -312,7 +328,10 @@ class Settings(BaseModel):
         if url:
             from urllib.parse import unquote, urlsplit
 
-            password = unquote(urlsplit(url).password or "")
+            try:
+                password = unquote(urlsplit(url).password or "")
+            except ValueError:  # a malformed URL: the store says so when it opens
+                password = ""
             if len(password) >= 8:  # a shorter one would blank out ordinary words
                 found.append(password)
         return [s for s in found if s]

@@ -210,9 +210,13 @@ def _visible_files(folder: Path) -> list[Path]:
 
 async def check_shared_storage(settings: Settings) -> Check | None:
     """With ``storage_url``: a probe object is written, read back and deleted."""
-    storage = shared_storage(settings)
-    if storage is None:
+    if not settings.storage_url:
         return None
+    try:
+        storage = shared_storage(settings)
+    except StorageError as exc:  # its client is not installed
+        return Check("shared storage", "FAIL", str(exc), "pip install 'ttapi-mcp[s3]'")
+    assert storage is not None
     try:
         await storage.check()
     except StorageError as exc:

@@ -283,6 +283,10 @@ def run_server(settings: Settings, transport: Literal["stdio", "http"] = "stdio"
     from ttapi_mcp.logs import configure_logging
 
     configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
+    problem = settings.storage_problem()
+    if problem:
+        print(f"Configuration error: {problem}", file=sys.stderr)
+        return 2
     try:
         server = build_server(settings)
     except ConfigError as exc:  # e.g. OAuth sign-in without this server's public URL

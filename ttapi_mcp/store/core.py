@@ -29,6 +29,7 @@ import base64
 import binascii
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,7 +79,8 @@ _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store"
 def start_hash_threads() -> None:
     """Start both threads now (blocking; see server/warmup.py): started by the first
     save, they held up the event loop for a few milliseconds."""
-    for started in [_HASH_AND_CHECK_THREADS.submit(int) for _ in range(2)]:
+    both = threading.Barrier(2, timeout=10)  # each task waits for the other: two threads
+    for started in [_HASH_AND_CHECK_THREADS.submit(both.wait) for _ in range(2)]:
         started.result(timeout=10)
 
 
@@ -104,6 +106,7 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         self.lease_seconds = lease_seconds
         self.storage = storage
         self._copying = {}
+        self._sharing = set()
 
     @property
     def location(self) -> str:
@@ -121,6 +124,7 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         await anyio.to_thread.run_sync(open_sync)
 
     async def close(self) -> None:
+        await self.finish_sharing()
         await self._db.close()
         for storage in (self.storage, self._partials_storage):
             if storage is not None:

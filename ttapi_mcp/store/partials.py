@@ -3,12 +3,15 @@
 They are not results: they live beside the database (``partials/``), not in the output
 folder, have no row in ``images`` and are never listed as result resources. Each is
 written atomically and recorded with its job, image and partial index. With shared
-storage each is also put under ``partials/`` of the bucket before its row, so whichever
-replica is asked shows it.
+storage each is also put under ``partials/`` of the bucket, in the background (a slow
+bucket must not hold up the stream the partial came in), so whichever replica is asked
+shows it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -22,10 +25,12 @@ from ..imagefacts import sniff_bytes
 from ..storage import ImageStorage, StorageError
 from . import files
 from .db import Database
-from .models import StoreError
 from .objects import ObjectsMixin
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+PARTIAL_UPLOAD_SECONDS = 30.0
+"""How long the upload of one partial preview may take before it is given up."""
+log = logging.getLogger("ttapi_mcp.store")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class PartialsMixin(ObjectsMixin):
     database_path: Path
     _scope: Callable[..., tuple[str, list[Any]]]
     _partials_storage: ImageStorage | None = None
+    _sharing: set[asyncio.Future[None]]
 
     @property
     def partials_dir(self) -> Path:
@@ -76,11 +82,6 @@ class PartialsMixin(ObjectsMixin):
             files.write_atomic(folder, final, data)
 
         await anyio.to_thread.run_sync(write)
-        if self.storage is not None:
-            try:
-                await self.partials_storage().put(final.name, data, facts.mime)
-            except StorageError as exc:
-                raise StoreError(str(exc)) from None
         partial = PartialImage(f"{job_id}.{image_index}.{partial_index}", job_id, image_index,
                                partial_index, final, facts.mime, len(data))
         row = (partial.partial_id, job_id, image_index, partial_index, str(final), facts.mime,
@@ -92,7 +93,28 @@ class PartialsMixin(ObjectsMixin):
                " path = excluded.path, mime = excluded.mime, bytes = excluded.bytes,"
                " created_at = excluded.created_at")
         await self._db.run(lambda c: c.execute(sql, row))
+        if self.storage is not None:  # a preview: never hold up the stream it came in
+            task = asyncio.ensure_future(self._share_partial(final.name, data, facts.mime))
+            self._sharing.add(task)
+            task.add_done_callback(self._sharing.discard)
         return partial
+
+    async def finish_sharing(self, seconds: float = 5.0) -> None:
+        """Let partial uploads under way end (at most ``seconds``), then give them up."""
+        pending = list(self._sharing)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=seconds)
+            for task in late:
+                task.cancel()
+
+    async def _share_partial(self, name: str, data: bytes, mime: str) -> None:
+        """Put a partial in ``partials/`` of the bucket; until then (or if that fails)
+        only this server shows it."""
+        with anyio.move_on_after(PARTIAL_UPLOAD_SECONDS):
+            try:
+                await self.partials_storage().put(name, data, mime)
+            except StorageError as exc:
+                log.warning("partial image %s not shared: %s", name, exc)
 
     async def local_partial(self, partial: PartialImage) -> Path:
         """A readable local file of ``partial`` (fetched from shared storage if need be)."""

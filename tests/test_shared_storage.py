@@ -406,3 +406,44 @@ def test_without_the_s3_client_the_server_refuses_to_start_and_says_what_to_inst
                             env=env, capture_output=True, text=True, timeout=60)
     assert doctor.returncode == 1 and "shared storage" in doctor.stdout, doctor.stderr
     assert "Traceback" not in doctor.stderr
+
+
+async def test_a_save_that_doctor_recorded_first_keeps_one_row_with_the_saves_record(
+    tmp_path: Path, s3_server: Any, database_url: str | None
+) -> None:
+    # doctor --fix on another replica may record an image between its upload and its row
+    # (the file name holds the id); the save's own record then replaces doctor's.
+    bucket = s3_server.bucket()
+    settings = make_server_settings("http://127.0.0.1:9", tmp_path,
+                                    **_s3_settings(s3_server, bucket))
+    async with ImageStore(tmp_path / "out", tmp_path / "db.sqlite3", database_url=database_url,
+                          storage=shared_storage(settings)) as store:
+        saved = await store.save_image(_png((8, 9, 10)), model="gpt-image-1", prompt="raced",
+                                       parameters={"size": "1024x1024"})
+        await store._db.run(lambda c: c.execute("DELETE FROM images WHERE id = ?", (saved.id,)))
+        recovered = await store.record_existing_file(saved.path)
+        assert recovered is not None and recovered.id == saved.id  # the id in its name
+        await store._insert(saved)  # the save's row, arriving late
+        rows = await store._db.run(lambda c: c.execute(
+            "SELECT id, prompt, model, parameters FROM images").fetchall())
+    assert len(rows) == 1
+    assert (rows[0]["prompt"], rows[0]["model"]) == ("raced", "gpt-image-1")
+    assert "recovered" not in rows[0]["parameters"]
+
+
+async def test_an_object_whose_bytes_are_recorded_under_another_name_goes(
+    emulator: Emulator, tmp_path: Path, s3_server: Any
+) -> None:
+    bucket = s3_server.bucket()
+    settings = _server(emulator, tmp_path, "out", s3_server, bucket)
+    data = _png((61, 62, 63))
+    async with ImageStore(tmp_path / "out", tmp_path / "db" / "store.sqlite3",
+                          storage=shared_storage(settings)) as store:
+        saved = await store.save_image(data, model="m", prompt="twice", parameters={})
+        assert store.storage is not None
+        await store.storage.put("20260101-000000_twice_bbbbbbbbbbbb.png", data, "image/png")
+    env = _env(str(emulator.base_url), tmp_path, **s3_server.env(bucket))
+    fixed = await _checks(env, fix=True)
+    assert "recorded 0" in fixed["objects w/o rows"].detail
+    assert list(s3_server.objects(bucket)) == [saved.path.name]  # the duplicate went
+    assert (await _checks(env))["objects w/o rows"].detail == "none"  # settled in one run

@@ -30,6 +30,7 @@ from .config import MIB, ConfigError, Settings, mask_secret
 from .filenames import temp_filename
 from .storage import StorageError, shared_storage
 from .store import ImageStore, StoreError
+from .store.models import NotAnImageError
 
 Status = Literal["OK", "WARN", "FAIL"]
 LOW_SPACE_BYTES = 500 * MIB
@@ -289,7 +290,7 @@ async def _record_each(
     for item in items:
         try:
             adopted += await record(item) is not None
-        except StoreError:
+        except NotAnImageError:
             left.append(item)
     return adopted, left
 

@@ -58,6 +58,7 @@ from .models import (
     SUMMARY_COLUMNS,
     ConsistencyReport,
     ImageSummary,
+    NotAnImageError,
     StoredImage,
     StoreError,
     scrub_secrets,
@@ -72,6 +73,9 @@ _IMAGE_COLUMNS = (
     "id, path, sha256, bytes, mime, width, height, model, prompt, parameters, source_url,"
     " url_expires_at, revised_prompt, job_id, request_id, created_at"
 )
+_RECORD_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in (
+    "path", "model", "prompt", "parameters", "source_url", "url_expires_at", "revised_prompt",
+    "job_id", "request_id", "created_at", "user_id"))
 _HASH_AND_CHECK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="ttapi-store")
 """Threads that hash and check an image while another writes it."""
 
@@ -269,8 +273,12 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         # An image of a job is its user's, whoever saves it (a replica taking a job over).
         owner = (im.job_id, self._owner_for_write())
         marks = ", ".join("?" * len(row))
+        # ``doctor --fix`` may have recorded this very file (its name holds the id) between
+        # the object's upload and this row: the save's own record then replaces it.
         sql = (f"INSERT INTO images ({_IMAGE_COLUMNS}, user_id) VALUES ({marks},"
-               " COALESCE((SELECT j.user_id FROM jobs j WHERE j.job_id = ?), ?))")
+               " COALESCE((SELECT j.user_id FROM jobs j WHERE j.job_id = ?), ?))"
+               f" ON CONFLICT (id) DO UPDATE SET {_RECORD_UPDATE}"
+               " WHERE images.sha256 = excluded.sha256")
         await self._db.run(lambda c: c.execute(sql, (*row, *owner)))
 
     # -- reading -----------------------------------------------------------------------
@@ -404,11 +412,12 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         )
         same = " WHERE path = ?"
         if self.storage is not None:
-            twin_sql = "SELECT path FROM images WHERE sha256 = ?"
-            twin = await self._db.run(lambda c: c.execute(twin_sql, (sha256,)).fetchone())
-            if twin is not None and await self.has_object(twin["path"]):
-                if object_name(twin["path"]) != file.name:
-                    file.unlink(missing_ok=True)  # the same bytes are recorded and stored
+            twins = await self._recorded_names(sha256)
+            if twins:  # the same bytes are recorded: make sure they are stored, once
+                if not await self.has_object(twins[0]):
+                    await self.put_object(file, image.mime, name=twins[0])
+                if file.name not in twins:
+                    file.unlink(missing_ok=True)
                 return None
             if await self.storage_size(file.name) != facts.bytes:
                 await self.put_object(file, image.mime)
@@ -426,12 +435,22 @@ class ImageStore(RecordsMixin, LeasesMixin, PartialsMixin, LedgerMixin, SubmitCl
         first); None when it has one meanwhile. StoreError for an object that is no image."""
         had_copy = (self.output_dir / name).is_file()
         local = await self.local_copy(self.output_dir / name)
+        sha256 = await anyio.to_thread.run_sync(files.sha256_file, local)
         try:
-            return await self.record_existing_file(local)
-        except StoreError:
+            recorded = await self.record_existing_file(local)
+        except NotAnImageError:
             if not had_copy:  # fetched only to be recorded: not ours to keep
                 local.unlink(missing_ok=True)
             raise
+        if recorded is None and name not in await self._recorded_names(sha256):
+            await self.drop_object(self.output_dir / name)  # recorded under another name
+        return recorded
+
+    async def _recorded_names(self, sha256: str) -> list[str]:
+        """The object names of the rows holding these bytes, oldest first."""
+        sql = "SELECT path FROM images WHERE sha256 = ? ORDER BY created_at"
+        rows = await self._db.run(lambda c: c.execute(sql, (sha256,)).fetchall())
+        return [object_name(r["path"]) for r in rows]
 
     async def forget_images(self, image_ids: list[str]) -> int:
         """Delete the rows of images whose files are gone; returns how many were deleted.
@@ -470,7 +489,7 @@ _ID_IN_NAME = re.compile(r"_([a-z0-9]{12})\.[a-z0-9]{1,8}$")
 
 def _require_image(facts: ImageFacts, what: str) -> None:
     if facts.format is None:
-        raise StoreError(
+        raise NotAnImageError(
             f"{what} is not an accepted image (the bytes look like {facts.detected});"
             f" only {ACCEPTED_FORMATS_TEXT} can be stored"
         )

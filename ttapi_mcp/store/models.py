@@ -141,3 +141,7 @@ class ConsistencyReport(BaseModel):
 class StoreError(ValueError):
     """Raised when something cannot be stored or read back: not an accepted image, a path
     outside the output folder, a bad cursor, a database from a newer release."""
+
+
+class NotAnImageError(StoreError):
+    """The bytes are not an accepted image (a repair leaves such a file or object alone)."""

@@ -35,8 +35,10 @@ class ObjectsMixin:
     storage: ImageStorage | None = None
     _copying: dict[str, anyio.Lock]
 
-    async def put_object(self, path: Path, mime: str, data: bytes | None = None) -> None:
-        """Put the file just written at ``path`` (or ``data``) under its name; no-op alone.
+    async def put_object(self, path: Path, mime: str, data: bytes | None = None,
+                         name: str | None = None) -> None:
+        """Put the file just written at ``path`` (or ``data``) under its name (or
+        ``name``); no-op alone.
 
         A failure raises :class:`StoreError` saying the local file is kept, so the paid
         image survives and ``doctor --fix`` can record it once the storage is back.
@@ -45,9 +47,9 @@ class ObjectsMixin:
             return
         try:
             if data is None:
-                await self.storage.put_file(path.name, path, mime)
+                await self.storage.put_file(name or path.name, path, mime)
             else:
-                await self.storage.put(path.name, data, mime)
+                await self.storage.put(name or path.name, data, mime)
         except StorageError as exc:
             raise StoreError(f"{exc}; the image is kept at {path} but not recorded: run "
                              "'ttapi-mcp doctor --fix' once the storage answers") from None
@@ -126,7 +128,7 @@ class ObjectsMixin:
         except StorageError as exc:
             raise StoreError(str(exc)) from None
 
-    async def has_object(self, path: Path) -> bool:
+    async def has_object(self, path: Path | str) -> bool:
         """Is the image recorded at ``path`` stored? (alone: is the file there?)"""
         if self.storage is None:
             return await anyio.to_thread.run_sync(Path(path).is_file)

@@ -201,13 +201,13 @@ async def test_a_submit_queued_longer_than_its_claim_still_holds_identical_calle
     emulator: Emulator, tmp_path: Path
 ) -> None:
     # One upstream slot, taken by a slow generate_image call: the gpt4o_image submit
-    # queues behind it for longer than its claim's lease (0.2 + 0.3 + 0.5 = 1 s), so
-    # only the renewed claim keeps the identical call from paying again.
+    # queues behind it for longer than its claim's lease (1 + 2 + 0.5 = 3.5 s), so only
+    # the renewed claim keeps the identical call from paying again.
     settings = make_server_settings(
-        emulator.base_url, tmp_path, max_concurrent_requests=1, connect_timeout=0.2,
-        job_request_timeout=0.3, lease_seconds=0.5, lease_renew_seconds=0.1)
+        emulator.base_url, tmp_path, max_concurrent_requests=1, connect_timeout=1.0,
+        job_request_timeout=2.0, lease_seconds=0.5, lease_renew_seconds=0.2)
     emulator.options.job_seconds = 0.2
-    emulator.add_fault(Fault(route="E1", delay=2.5))
+    emulator.add_fault(Fault(route="E1", delay=6.0))
     args = {"prompt": "a kite queued behind a slow call"}
     results: dict[str, Any] = {}
     async with mcp_client(settings) as client:
@@ -218,9 +218,10 @@ async def test_a_submit_queued_longer_than_its_claim_still_holds_identical_calle
         async with anyio.create_task_group() as tg:
             tg.start_soon(call, "slow", "generate_image", {
                 "prompt": "slow", "model": "dall-e-2", "size": "256x256"})
-            await anyio.sleep(0.3)  # the slow call holds the slot
+            await until(lambda: emulator.arrived("E1"), 10)  # it holds the slot
             tg.start_soon(call, "first", "gpt4o_image", args)
-            await anyio.sleep(1.3)  # past the first claim's unrenewed lease
+            await anyio.sleep(4.5)  # past the first claim's lease, had it not been renewed
+            assert not emulator.arrived("E4")  # the first is still queued
             tg.start_soon(call, "second", "gpt4o_image", args)
     first, second = results["first"], results["second"]
     assert not first.is_error and not second.is_error, (first.content, second.content)

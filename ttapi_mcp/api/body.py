@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import httpx2
 
-MAX_PRESIZE = 1 << 30
-"""A larger announced length is not trusted for one allocation (the body grows instead)."""
+MAX_PRESIZE = 128 << 20
+"""A larger announced length is not trusted for one allocation (the body grows instead):
+a buffer is zero-filled, so an announced gigabyte would be a gigabyte of memory at once
+(ten 1536x1024 images are about 50 MB of base64)."""
 
 
 def _announced_length(response: httpx2.Response) -> int | None:

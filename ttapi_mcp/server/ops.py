@@ -63,9 +63,16 @@ def register_probes(server: TTAPIServer) -> None:
     last: dict[str, float | str] = {"at": float("-inf"), "state": "failed"}
     probing = anyio.Lock()
 
+    def fresh() -> bool:
+        return anyio.current_time() - float(last["at"]) < SHARED_STORAGE_SECONDS
+
     async def shared_probe(storage: ImageStorage) -> str:
-        async with probing:  # one probe at a time; the others reuse its outcome
-            if anyio.current_time() - float(last["at"]) >= SHARED_STORAGE_SECONDS:
+        # One probe at a time; while it runs the others answer with the last outcome
+        # (or, before the first one, wait for it).
+        if fresh() or (probing.locked() and last["at"] != float("-inf")):
+            return str(last["state"])
+        async with probing:
+            if not fresh():
                 last["state"] = await _check("shared storage", storage.check())
                 last["at"] = anyio.current_time()
         return str(last["state"])

@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from ..filenames import safe_child, temp_filename
-from ..storage import ImageStorage, StorageError
+from ..storage import ImageStorage, StorageError, check_name
 from .models import StoreError
 
 log = logging.getLogger("ttapi_mcp.store")
@@ -74,7 +74,10 @@ class ObjectsMixin:
         if storage is None:
             return Path(path)
         folder = folder or self.output_dir
-        local = safe_child(folder, object_name(path))
+        try:
+            local = folder / check_name(object_name(path))  # one plain segment: stays inside
+        except StorageError as exc:
+            raise StoreError(str(exc)) from None
         if await _has_size(local, size):
             return local
         # One download per name at a time in this process; the others find its copy.

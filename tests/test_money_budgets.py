@@ -191,14 +191,14 @@ async def test_ten_concurrent_calls_against_a_budget_for_three_send_three(
     assert report["today"]["calls"] == 3 and report["today"]["held_quota"] == pytest.approx(4.8)
 
 
-def _stdio_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
+def stdio_env(emulator: Emulator, tmp_path: Path, **budgets: str) -> dict[str, str]:
+    """A stdio server's environment with the given budgets (TTAPI_BUDGET_...)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
     env.update({
         "PYTHONPATH": str(ROOT), "TTAPI_BASE_URL": str(emulator.base_url),
         "TTAPI_API_KEY": CANARY_KEY, "TTAPI_OUTPUT_DIR": str(tmp_path / "out"),
         "TTAPI_DATABASE_PATH": str(tmp_path / "db" / "store.sqlite3"),
-        "TTAPI_BUDGET_PER_DAY": "5", "TTAPI_WAIT_BUDGET_SECONDS": "30",
-        "TTAPI_RETRY_BASE_DELAY": "0.01",
+        "TTAPI_WAIT_BUDGET_SECONDS": "30", "TTAPI_RETRY_BASE_DELAY": "0.01", **budgets,
     })
     return env
 
@@ -211,7 +211,7 @@ async def test_budget_holds_across_two_server_processes_on_one_store(
     from mcp.client.stdio import stdio_client
 
     emulator.options.latency_seconds = 0.3
-    env = _stdio_env(emulator, tmp_path)
+    env = stdio_env(emulator, tmp_path, TTAPI_BUDGET_PER_DAY="5")
     if database_url:  # the same test on one PostgreSQL database
         env["TTAPI_DATABASE_URL"] = database_url
     params = StdioServerParameters(command=sys.executable, args=["-m", "ttapi_mcp", "serve"],

@@ -24,7 +24,7 @@ import httpx2
 import pytest
 from conftest import CANARY_KEY, make_server_settings, serve_http
 from oauth_issuer import LoopbackIssuer
-from test_money_budgets import Clock, client_with_clock
+from test_money_budgets import Clock, client_with_clock, stdio_env
 
 from ttapi_mcp.emulator import Emulator
 
@@ -142,18 +142,6 @@ async def test_a_user_month_budget_rolls_over_with_the_month(
     assert report["you"]["this_month"]["period"] == "this month (2026-06)"
 
 
-def _stdio_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTAPI_")}
-    env.update({
-        "PYTHONPATH": str(ROOT), "TTAPI_BASE_URL": str(emulator.base_url),
-        "TTAPI_API_KEY": CANARY_KEY, "TTAPI_OUTPUT_DIR": str(tmp_path / "out"),
-        "TTAPI_DATABASE_PATH": str(tmp_path / "db" / "store.sqlite3"),
-        "TTAPI_BUDGET_PER_USER_DAY": "3", "TTAPI_WAIT_BUDGET_SECONDS": "30",
-        "TTAPI_RETRY_BASE_DELAY": "0.01",
-    })
-    return env
-
-
 @pytest.mark.anyio
 async def test_in_stdio_mode_the_local_user_has_the_per_user_budget(
     emulator: Emulator, tmp_path: Path
@@ -161,7 +149,7 @@ async def test_in_stdio_mode_the_local_user_has_the_per_user_budget(
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
-    env = _stdio_env(emulator, tmp_path)
+    env = stdio_env(emulator, tmp_path, TTAPI_BUDGET_PER_USER_DAY="3")
     params = StdioServerParameters(command=sys.executable, args=["-m", "ttapi_mcp", "serve"],
                                    env=env, cwd="/")
     with open(tmp_path / "stderr.log", "w") as errlog, anyio.fail_after(120):

@@ -23,15 +23,15 @@ PARTIAL_PREFIX = "ttapi://partials/"
 async def read_partial(services: Services, partial_id: str) -> ReadResourceContents:
     """The partial's bytes with its own mime type (PNG, JPEG or WebP)."""
     found = await services.store.get_partial(partial_id)
-    try:
-        path = None if found is None else await services.store.local_partial(found)
-        data = None if path is None else await anyio.Path(path).read_bytes()
-    except (OSError, ValueError):  # StoreError: the shared object is gone
-        data = None
-    if found is None or data is None:
-        raise ResourceNotFoundError(f"no partial image {partial_id!r}: it is gone or the id "
-                                    "is wrong")
-    return ReadResourceContents(content=data, mime_type=found.mime)
+    if found is not None:
+        try:
+            path = await services.store.local_partial(found)
+            return ReadResourceContents(content=await anyio.Path(path).read_bytes(),
+                                        mime_type=found.mime)
+        except (OSError, ValueError):  # StoreError: the shared object is gone
+            pass
+    raise ResourceNotFoundError(f"no partial image {partial_id!r}: it is gone or the id "
+                                "is wrong")
 
 
 def register_partials(server: MCPServer) -> None:

@@ -51,6 +51,13 @@ class Reserved:
     held: float = 0.0
 
 
+def _held(start: float, end: float, user: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The query summing the quota held in [start, end), everyone's or ``user``'s."""
+    if user is None:
+        return _HELD_BETWEEN, (start, end)
+    return _USER_HELD_BETWEEN, (start, end, user)
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
     """Take the write lock now; another process holding it makes us wait, not fail."""
     for attempt in range(BEGIN_ATTEMPTS):
@@ -98,8 +105,7 @@ class LedgerMixin:
         def reserve_sync(conn: sqlite3.Connection) -> Reserved:
             _begin_immediate(conn)
             for index, limit in enumerate(limits):
-                sql, args = ((_USER_HELD_BETWEEN, (limit.start, limit.end, user))
-                             if limit.per_user else (_HELD_BETWEEN, (limit.start, limit.end)))
+                sql, args = _held(limit.start, limit.end, user if limit.per_user else None)
                 held = float(conn.execute(sql, args).fetchone()[0])
                 if held + estimate > limit.quota + 1e-9:
                     return Reserved(None, refused_by=index, held=held)
@@ -156,8 +162,7 @@ class LedgerMixin:
     async def held_between(self, start: float, end: float, user: str | None = None) -> float:
         """Quota spent or reserved by calls started in [start, end) (by ``user`` only,
         when given)."""
-        sql, args = ((_USER_HELD_BETWEEN, (start, end, user)) if user is not None
-                     else (_HELD_BETWEEN, (start, end)))
+        sql, args = _held(start, end, user)
         row = await self._db.run(lambda c: c.execute(sql, args).fetchone())
         return float(row[0])
 

@@ -23,6 +23,7 @@ ENV_PREFIX = "TTAPI_"
 DEFAULT_BASE_URL = "https://api.ttapi.io"
 SLOW_CALLS_BASE_URL = "https://api.ttapi.org"
 MIB = 1024 * 1024
+S3_CLIENT_MISSING = "an s3:// storage needs the S3 client: pip install 'ttapi-mcp[s3]' (obstore)"
 MAX_BUDGET = 10_000_000.0
 """Largest budget or threshold accepted, in quota (100,000 USD): anything above is a typo."""
 
@@ -311,10 +312,7 @@ class Settings(BaseModel):
             found = find_spec("obstore")
         except (ImportError, ValueError):  # a broken or hidden installation
             found = None
-        if found is None:
-            return ("storage_url: an s3:// storage needs the S3 client; install it with "
-                    "pip install 'ttapi-mcp[s3]' (obstore), or unset storage_url")
-        return None
+        return f"storage_url: {S3_CLIENT_MISSING}, or unset storage_url" if found is None else None
 
     def secret_values(self) -> list[str]:
         """Every secret this process knows, for the log scrubber: the keys, the bearer

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ..config import S3_CLIENT_MISSING
 from .base import ImageStorage, StorageError
 from .local import LocalFolder
 
@@ -40,8 +41,7 @@ def open_storage(location: str | Path, s3: S3Options | None = None) -> ImageStor
         try:
             from .s3 import S3Bucket
         except ImportError:
-            raise StorageError("an s3:// storage needs the S3 client: pip install "
-                               "'ttapi-mcp[s3]' (obstore)") from None
+            raise StorageError(S3_CLIENT_MISSING) from None
 
         return S3Bucket(text, s3 or S3Options())
     raise StorageError(f"unknown storage location {text!r}: use a folder path, file:///folder "
